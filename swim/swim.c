@@ -1,0 +1,1668 @@
+/*
+ * swim.c: the SWIM state machine with the Lifeguard refinements.
+ *
+ * Pure: time, randomness, output and signing come from the caller (swim.h).
+ * Must never depend on libuv, libsodium, mesh/, store/ or bridge/.
+ *
+ * Memory per member, per core (measured by swim_member_footprint() and the
+ * unit tests): one member_t (40 bytes) + two hash slots (8 bytes) + one probe
+ * order slot (4 bytes) = 52 bytes. The alive record itself (id, name,
+ * address, metadata, signature: about 60 to 700 bytes) is reference counted
+ * and, with a shared swim_rec_cache_t, stored once per process however many
+ * cores hold it.
+ */
+#include "swim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swim_proto.h"
+#include "swim_rec.h"
+
+#define NONE UINT32_MAX
+#define BQ_LEVELS 32      /* retransmit limit is capped below this */
+#define SUSP_MAX_K 8      /* confirmations tracked per suspicion */
+#define MAX_EXTRAS 4      /* records a reply carries for its requester */
+#define SYNC_MIN_GAP_MS 2000
+
+enum { M_FREE = 0x1, M_QUEUED = 0x2, M_PROBE_SOON = 0x4, M_REAPED = 0x8 };
+
+typedef struct member {
+  swim__rec_t *rec; /* latest alive record */
+  uint64_t id8;
+  uint64_t since;
+  swim_inc_t inc; /* may be above rec->inc for suspect/dead/left */
+  uint8_t status;
+  uint8_t flags;
+  uint32_t susp; /* index+1 into core->susp, 0 when not suspected */
+} member_t;
+
+typedef struct bcast {
+  uint32_t midx;
+  uint8_t kind;
+  uint8_t status; /* snapshot: the entry is stale once the member moved on */
+  swim_inc_t inc;
+  uint64_t id8;
+  uint64_t from8; /* accuser, for suspect and dead */
+} bcast_t;
+
+typedef struct bqueue {
+  bcast_t *v;
+  uint32_t n, cap;
+} bqueue_t;
+
+typedef struct susp {
+  uint32_t midx;
+  uint32_t k, nconf;
+  uint64_t start, min_ms, max_ms, deadline;
+  uint64_t accusers[SUSP_MAX_K + 1];
+} susp_t;
+
+typedef struct fwd { /* a ping we send on behalf of a ping-req */
+  uint32_t seq, req_seq;
+  swim_addr_t req_addr;
+  uint64_t nack_at, expire;
+  int nacked;
+} fwd_t;
+
+typedef struct leftsig {
+  uint64_t id8;
+  swim_inc_t inc;
+  uint8_t sig[SWIM_SIG_LEN];
+  uint8_t has_sig;
+} leftsig_t;
+
+typedef struct evq {
+  uint8_t kind, old;
+  uint32_t midx;
+  uint64_t id8;
+} evq_t;
+
+#define VEC(T)                                                                 \
+  struct {                                                                     \
+    T *v;                                                                      \
+    uint32_t n, cap;                                                           \
+  }
+
+struct swim_core {
+  swim_config_t cfg;
+  swim_callbacks_t cb;
+  void *ud;
+  uint64_t self8;
+  uint8_t meta[SWIM_META_MAX];
+  size_t meta_len;
+
+  member_t *m;
+  uint32_t nm, capm, nfree, alive_n;
+  uint32_t *ht; /* open addressing on id8, value = member index, NONE empty */
+  uint32_t htcap;
+  VEC(uint32_t) order;
+  uint32_t order_pos;
+  VEC(uint32_t) soon; /* suspects to probe before the round robin */
+
+  struct {
+    int active, acked, indirect;
+    uint32_t target, seq, nacks_expected, nacks;
+    uint64_t target8, t_indirect, t_end;
+  } probe;
+  uint32_t seq;
+  uint32_t lhm;
+  uint64_t next_probe, next_gossip, next_pushpull, next_reconnect;
+
+  VEC(fwd_t) fwd;
+  VEC(susp_t) susp;
+  VEC(leftsig_t) left;
+  VEC(evq_t) ev;
+  VEC(uint32_t) reaped;
+  VEC(swim_upd_t) scratch;
+  bqueue_t bq[BQ_LEVELS];
+  uint32_t bq_total;
+
+  swim_addr_t *seeds;
+  size_t nseeds;
+  int joining;
+  uint32_t join_backoff;
+  uint64_t next_join;
+  int leaving, leave_sent;
+
+  uint32_t extras[MAX_EXTRAS], nextras;
+  int sync_want;
+  swim_addr_t sync_addr;
+  uint64_t last_sync;
+  uint32_t digest_pos;
+
+  int in_cb;
+  uint64_t now;
+  msgpack_zone zone;
+  swim_stats_t st;
+};
+
+/* ---- small helpers ---- */
+
+static int vec_grow(void **v, uint32_t *cap, uint32_t need, size_t elem) {
+  if (need <= *cap)
+    return 0;
+  uint32_t nc = *cap ? *cap : 8;
+  while (nc < need)
+    nc *= 2;
+  void *nv = realloc(*v, (size_t)nc * elem);
+  if (!nv)
+    return SWIM_ENOMEM;
+  *v = nv;
+  *cap = nc;
+  return 0;
+}
+#define VEC_PUSH(vec, val)                                                     \
+  (vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof *(vec).v)        \
+       ? SWIM_ENOMEM                                                           \
+       : ((vec).v[(vec).n++] = (val), 0))
+
+const char *swim_strerror(int err) {
+#define SWIM_ERR_STR(n, v, s)                                                  \
+  case v:                                                                      \
+    return s;
+  switch (err) {
+  case 0:
+    return "success";
+    SWIM_ERRNO_MAP(SWIM_ERR_STR)
+  default:
+    return "unknown error";
+  }
+#undef SWIM_ERR_STR
+}
+
+const char *swim_status_name(swim_status_t s) {
+  static const char *n[] = {"alive", "suspect", "dead", "left"};
+  return (unsigned)s < 4 ? n[s] : "unknown";
+}
+
+const char *swim_drop_name(int reason) {
+#define SWIM_DROP_STR(n, s) s,
+  static const char *names[] = {SWIM_DROP_REASONS(SWIM_DROP_STR)};
+#undef SWIM_DROP_STR
+  return reason >= 0 && reason < SWIM_DROP__COUNT ? names[reason] : "unknown";
+}
+
+size_t swim_member_footprint(void) {
+  return sizeof(member_t) + 2 * sizeof(uint32_t) + sizeof(uint32_t);
+}
+
+static void logf_(swim_core_t *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(swim_core_t *c, int level, const char *fmt, ...) {
+  if (!c->cb.log)
+    return;
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  c->cb.log(c->ud, level, c->now, buf);
+}
+
+static int inc_cmp(swim_inc_t a, swim_inc_t b) {
+  if (a.gen != b.gen)
+    return a.gen < b.gen ? -1 : 1;
+  if (a.ver != b.ver)
+    return a.ver < b.ver ? -1 : 1;
+  return 0;
+}
+
+/* At an equal incarnation, a later status in this order wins. */
+static int state_newer(swim_inc_t ai, uint8_t as, swim_inc_t bi, uint8_t bs) {
+  int c = inc_cmp(ai, bi);
+  return c > 0 || (c == 0 && as > bs);
+}
+
+static uint64_t rnd(swim_core_t *c, uint64_t n) {
+  return n ? c->cb.rand64(c->ud) % n : 0;
+}
+
+static uint64_t mul_ms(uint64_t ms, uint32_t lhm) { return ms * (lhm + 1); }
+
+/* ---- member table ---- */
+
+static uint32_t ht_slot(uint64_t id8, uint32_t cap) {
+  return (uint32_t)((id8 * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+static uint32_t find8(const swim_core_t *c, uint64_t id8) {
+  for (uint32_t i = ht_slot(id8, c->htcap);; i = (i + 1) & (c->htcap - 1)) {
+    uint32_t v = c->ht[i];
+    if (v == NONE)
+      return NONE;
+    if (c->m[v].id8 == id8)
+      return v;
+  }
+}
+
+static void ht_put(swim_core_t *c, uint32_t idx) {
+  uint32_t i = ht_slot(c->m[idx].id8, c->htcap);
+  while (c->ht[i] != NONE)
+    i = (i + 1) & (c->htcap - 1);
+  c->ht[i] = idx;
+}
+
+static int ht_grow(swim_core_t *c) {
+  uint32_t ncap = c->htcap ? c->htcap * 2 : 16;
+  uint32_t *nh = malloc((size_t)ncap * sizeof *nh);
+  if (!nh)
+    return SWIM_ENOMEM;
+  uint32_t *old = c->ht, ocap = c->htcap;
+  memset(nh, 0xff, (size_t)ncap * sizeof *nh);
+  c->ht = nh;
+  c->htcap = ncap;
+  for (uint32_t i = 0; i < ocap; i++)
+    if (old[i] != NONE)
+      ht_put(c, old[i]);
+  free(old);
+  return 0;
+}
+
+/* Linear probing with backward-shift deletion: no tombstones to rehash. */
+static void ht_del(swim_core_t *c, uint64_t id8) {
+  uint32_t mask = c->htcap - 1, i = ht_slot(id8, c->htcap);
+  while (c->ht[i] != NONE && c->m[c->ht[i]].id8 != id8)
+    i = (i + 1) & mask;
+  if (c->ht[i] == NONE)
+    return;
+  for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    if (c->ht[j] == NONE)
+      break;
+    uint32_t home = ht_slot(c->m[c->ht[j]].id8, c->htcap);
+    /* move j back to i when its home is not in (i, j] cyclically */
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      c->ht[i] = c->ht[j];
+      i = j;
+    }
+  }
+  c->ht[i] = NONE;
+}
+
+static int is_live(uint8_t s) { return s == SWIM_ALIVE || s == SWIM_SUSPECT; }
+
+static void set_status(swim_core_t *c, member_t *mm, uint8_t s) {
+  if (is_live(mm->status) && !is_live(s))
+    c->alive_n--;
+  else if (!is_live(mm->status) && is_live(s))
+    c->alive_n++;
+  mm->status = s;
+  mm->since = c->now;
+}
+
+static uint32_t add_member(swim_core_t *c, swim__rec_t *rec) {
+  uint32_t idx = NONE;
+  if (c->nfree) {
+    for (uint32_t i = 1; i < c->nm; i++)
+      if (c->m[i].flags & M_FREE) {
+        idx = i;
+        break;
+      }
+  }
+  if (idx == NONE) {
+    if (vec_grow((void **)&c->m, &c->capm, c->nm + 1, sizeof *c->m))
+      return NONE;
+    idx = c->nm;
+  }
+  if ((c->nm + 1 - c->nfree) * 2 > c->htcap && ht_grow(c))
+    return NONE;
+  if (vec_grow((void **)&c->order.v, &c->order.cap, c->order.n + 1,
+               sizeof *c->order.v))
+    return NONE;
+  if (idx == c->nm)
+    c->nm++;
+  else
+    c->nfree--;
+  member_t *mm = &c->m[idx];
+  memset(mm, 0, sizeof *mm);
+  mm->rec = rec;
+  mm->id8 = swim_id8(rec->id);
+  mm->inc = rec->inc;
+  mm->status = SWIM_DEAD; /* set_status below counts the transition */
+  set_status(c, mm, SWIM_ALIVE);
+  ht_put(c, idx);
+  /* A newcomer goes to a random place in the rest of this round. */
+  uint32_t n = c->order.n, lo = c->order_pos < n ? c->order_pos : n;
+  uint32_t at = lo + (uint32_t)rnd(c, n - lo + 1);
+  c->order.v[c->order.n++] = idx;
+  uint32_t t = c->order.v[at];
+  c->order.v[at] = idx;
+  c->order.v[n] = t;
+  return idx;
+}
+
+/* ---- events ---- */
+
+static void ev_push(swim_core_t *c, uint8_t kind, uint32_t midx, uint8_t old) {
+  evq_t e = {kind, old, midx, c->m[midx].id8};
+  (void)VEC_PUSH(c->ev, e);
+}
+
+static void fill_view(const swim_core_t *c, uint32_t i, swim_member_t *out) {
+  const member_t *mm = &c->m[i];
+  out->id = mm->rec->id;
+  out->name = swim__rec_name(mm->rec);
+  out->addr = mm->rec->addr;
+  out->inc = mm->inc;
+  out->status = (swim_status_t)mm->status;
+  out->since = mm->since;
+  out->meta = mm->rec->raw + mm->rec->meta_off;
+  out->meta_len = mm->rec->meta_len;
+  out->is_self = i == 0;
+}
+
+static void free_slot(swim_core_t *c, uint32_t idx) {
+  member_t *mm = &c->m[idx];
+  ht_del(c, mm->id8);
+  swim__rec_put(mm->rec);
+  mm->rec = NULL;
+  mm->flags = M_FREE;
+  mm->id8 = 0;
+  c->nfree++;
+  for (uint32_t i = 0; i < c->order.n; i++)
+    if (c->order.v[i] == idx) {
+      c->order.v[i] = c->order.v[--c->order.n];
+      if (c->order_pos > c->order.n)
+        c->order_pos = c->order.n;
+      break;
+    }
+}
+
+/* Delivers queued events once the core is consistent again. */
+static void flush(swim_core_t *c) {
+  if (c->cb.event && c->ev.n) {
+    c->in_cb = 1;
+    for (uint32_t i = 0; i < c->ev.n; i++) {
+      evq_t *e = &c->ev.v[i];
+      member_t *mm = &c->m[e->midx];
+      if (!mm->rec || mm->id8 != e->id8)
+        continue;
+      swim_event_t ev;
+      ev.kind = (swim_event_kind_t)e->kind;
+      ev.old_status = (swim_status_t)e->old;
+      fill_view(c, e->midx, &ev.member);
+      c->cb.event(c->ud, &ev);
+    }
+    c->in_cb = 0;
+  }
+  c->ev.n = 0;
+  for (uint32_t i = 0; i < c->reaped.n; i++)
+    free_slot(c, c->reaped.v[i]);
+  c->reaped.n = 0;
+}
+
+/* ---- broadcast queue: least-sent first, newest first within a level ---- */
+
+static uint32_t retransmit_limit(const swim_core_t *c) {
+  uint32_t l = c->cfg.retransmit_mult *
+               (uint32_t)ceil(log10((double)c->alive_n + 1.0));
+  if (l < 1)
+    l = 1;
+  return l < BQ_LEVELS ? l : BQ_LEVELS - 1;
+}
+
+static void enqueue(swim_core_t *c, uint32_t midx, uint8_t kind,
+                    uint64_t from8) {
+  member_t *mm = &c->m[midx];
+  bcast_t b = {midx, kind, mm->status, mm->inc, mm->id8, from8};
+  if (VEC_PUSH(c->bq[0], b) == 0) {
+    c->bq_total++;
+    mm->flags |= M_QUEUED;
+  }
+}
+
+static void enqueue_state(swim_core_t *c, uint32_t midx) {
+  static const uint8_t kinds[] = {SWIM_UPD_ALIVE, SWIM_UPD_SUSPECT,
+                                  SWIM_UPD_DEAD, SWIM_UPD_LEFT};
+  enqueue(c, midx, kinds[c->m[midx].status], c->self8);
+}
+
+static int bcast_stale(const swim_core_t *c, const bcast_t *b) {
+  const member_t *mm = &c->m[b->midx];
+  return !mm->rec || mm->id8 != b->id8 || mm->status != b->status ||
+         inc_cmp(mm->inc, b->inc) != 0;
+}
+
+static const leftsig_t *find_left(const swim_core_t *c, uint64_t id8) {
+  for (uint32_t i = 0; i < c->left.n; i++)
+    if (c->left.v[i].id8 == id8)
+      return &c->left.v[i];
+  return NULL;
+}
+
+/* Encodes member midx's current state as an update of `kind`. */
+static void enc_member(swim_core_t *c, msgpack_packer *pk, uint32_t midx,
+                       uint8_t kind, uint64_t from8) {
+  member_t *mm = &c->m[midx];
+  switch (kind) {
+  case SWIM_UPD_ALIVE:
+    /* verbatim, signature and all */
+    msgpack_pack_bin_body(pk, mm->rec->raw, mm->rec->raw_len);
+    break;
+  case SWIM_UPD_SUSPECT:
+  case SWIM_UPD_DEAD:
+    swim_enc_accuse(pk, kind, mm->id8, mm->inc, from8);
+    break;
+  case SWIM_UPD_LEFT: {
+    const leftsig_t *ls = find_left(c, mm->id8);
+    size_t from;
+    swim_enc_left_body(pk, mm->id8, mm->inc, &from);
+    swim_enc_sig(pk, ls && ls->has_sig ? ls->sig : NULL);
+    break;
+  }
+  }
+}
+
+/* Appends one update if it fits; returns 0 when it did not. */
+static int try_append(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
+                      uint32_t midx, uint8_t kind, uint64_t from8) {
+  size_t mark = w->len;
+  enc_member(c, pk, midx, kind, from8);
+  if (w->overflow) {
+    w->overflow = 0;
+    w->len = mark;
+    return 0;
+  }
+  c->st.updates_sent++;
+  return 1;
+}
+
+/* Fills the rest of a datagram: the buddy record, the requester's extras,
+ * queued updates least-sent first, then one anti-entropy digest. */
+static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
+                      uint32_t buddy, int digest) {
+  uint32_t done[64];
+  uint32_t ndone = 0;
+  if (buddy != NONE && c->m[buddy].status != SWIM_ALIVE &&
+      try_append(c, pk, w, buddy, c->m[buddy].status == SWIM_SUSPECT
+                                      ? SWIM_UPD_SUSPECT
+                                      : SWIM_UPD_DEAD, c->self8))
+    done[ndone++] = buddy;
+  for (uint32_t i = 0; i < c->nextras && ndone < 64; i++) {
+    uint32_t x = c->extras[i];
+    if (c->m[x].rec && try_append(c, pk, w, x, SWIM_UPD_ALIVE, 0)) {
+      done[ndone++] = x;
+      if (c->m[x].status != SWIM_ALIVE)
+        enqueue_state(c, x); /* the status travels with the next message */
+    }
+  }
+  c->nextras = 0;
+  uint32_t limit = retransmit_limit(c);
+  int misses = 0;
+  for (uint32_t lvl = 0; lvl < BQ_LEVELS && misses < 3 && ndone < 64; lvl++) {
+    bqueue_t *q = &c->bq[lvl];
+    /* newest first: walk from the top, move sent entries one level up */
+    for (uint32_t k = q->n; k-- > 0 && misses < 3 && ndone < 64;) {
+      bcast_t b = q->v[k];
+      if (bcast_stale(c, &b)) {
+        q->v[k] = q->v[--q->n];
+        c->bq_total--;
+        if (c->m[b.midx].id8 == b.id8)
+          c->m[b.midx].flags &= (uint8_t)~M_QUEUED;
+        continue;
+      }
+      int dup = 0;
+      for (uint32_t d = 0; d < ndone; d++)
+        dup |= done[d] == b.midx;
+      if (dup)
+        continue; /* one record per member per message; keep it for later */
+      if (!try_append(c, pk, w, b.midx, b.kind, b.from8)) {
+        misses++;
+        continue;
+      }
+      done[ndone++] = b.midx;
+      /* remove from this level (order within a level is not kept) */
+      q->v[k] = q->v[--q->n];
+      if (lvl + 1 >= limit || VEC_PUSH(c->bq[lvl + 1], b)) {
+        c->bq_total--;
+        c->m[b.midx].flags &= (uint8_t)~M_QUEUED;
+      }
+    }
+    if (lvl + 1 < BQ_LEVELS && lvl + 1 >= limit) {
+      /* entries above the limit (it shrank with the cluster) retire */
+      for (uint32_t l2 = lvl + 1; l2 < BQ_LEVELS; l2++) {
+        for (uint32_t k = 0; k < c->bq[l2].n; k++)
+          if (c->m[c->bq[l2].v[k].midx].id8 == c->bq[l2].v[k].id8)
+            c->m[c->bq[l2].v[k].midx].flags &= (uint8_t)~M_QUEUED;
+        c->bq_total -= c->bq[l2].n;
+        c->bq[l2].n = 0;
+      }
+      break;
+    }
+  }
+  if (digest && c->nm > 1) {
+    /* one member's state, round robin, so stale views get repaired */
+    for (uint32_t tries = 0; tries < 4; tries++) {
+      uint32_t i = c->digest_pos++ % c->nm;
+      member_t *mm = &c->m[i];
+      if (!mm->rec)
+        continue;
+      size_t mark = w->len;
+      swim_enc_digest(pk, mm->id8, mm->status, mm->inc);
+      if (w->overflow) {
+        w->overflow = 0;
+        w->len = mark;
+      }
+      break;
+    }
+  }
+}
+
+/* ---- output ---- */
+
+static void send_dgram(swim_core_t *c, const swim_addr_t *to,
+                       const swim_hdr_t *h, uint32_t buddy, int digest) {
+  uint8_t buf[SWIM_MAX_PAYLOAD];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  swim_wbuf_init(&w, buf, c->cfg.max_payload < sizeof buf ? c->cfg.max_payload
+                                                          : sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  swim_enc_hdr(&pk, h);
+  if (w.overflow)
+    return;
+  piggyback(c, &pk, &w, buddy, digest);
+  c->st.pkts_out++;
+  c->st.bytes_out += w.len;
+  c->cb.send(c->ud, to, w.p, w.len);
+}
+
+static swim_hdr_t hdr(const swim_core_t *c, uint8_t type, uint32_t seq,
+                      uint64_t target8) {
+  swim_hdr_t h;
+  memset(&h, 0, sizeof h);
+  h.type = type;
+  h.from8 = c->self8;
+  h.seq = seq;
+  h.target8 = target8;
+  return h;
+}
+
+/* The whole view, for push-pull over the stream. */
+static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
+  if (!c->cb.send_stream)
+    return;
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  swim_wbuf_init_dyn(&w);
+  swim_wbuf_packer(&w, &pk);
+  swim_hdr_t h = hdr(c, SWIM_MSG_PUSHPULL, 0, 0);
+  h.flags = flags;
+  swim_enc_hdr(&pk, &h);
+  for (uint32_t i = 0; i < c->nm && !w.overflow; i++) {
+    member_t *mm = &c->m[i];
+    if (!mm->rec)
+      continue;
+    msgpack_pack_bin_body(&pk, mm->rec->raw, mm->rec->raw_len);
+    if (mm->status == SWIM_SUSPECT || mm->status == SWIM_DEAD)
+      swim_enc_accuse(&pk, mm->status == SWIM_SUSPECT ? SWIM_UPD_SUSPECT
+                                                      : SWIM_UPD_DEAD,
+                      mm->id8, mm->inc, c->self8);
+    else if (mm->status == SWIM_LEFT)
+      enc_member(c, &pk, i, SWIM_UPD_LEFT, 0);
+  }
+  if (!w.overflow) {
+    c->st.stream_out++;
+    c->st.stream_bytes_out += w.len;
+    c->cb.send_stream(c->ud, to, w.p, w.len);
+  } else {
+    logf_(c, SWIM_LOG_WARN, "push-pull state too large, not sent");
+  }
+  free(w.p);
+}
+
+/* ---- self ---- */
+
+static int self_record(swim_core_t *c, swim_inc_t inc, swim__rec_t **out) {
+  uint8_t buf[1024];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  size_t from;
+  swim_wbuf_init(&w, buf, sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  swim_enc_alive_body(&pk, c->cfg.id, c->cfg.name, &c->cfg.addr, inc, c->meta,
+                      c->meta_len, &from);
+  uint8_t sig[SWIM_SIG_LEN];
+  int signed_ = 0;
+  if (c->cb.sign) {
+    if (c->cb.sign(c->ud, sig, buf + from, w.len - from) != 0)
+      return SWIM_EBADSIG;
+    signed_ = 1;
+  }
+  swim_enc_sig(&pk, signed_ ? sig : NULL);
+  if (w.overflow)
+    return SWIM_ETOOBIG;
+  size_t off = 0;
+  swim_upd_t u;
+  msgpack_zone_clear(&c->zone);
+  if (swim_dec_upd(buf, w.len, &off, &c->zone, &u) != 1)
+    return SWIM_EMALFORMED;
+  *out = swim__rec_get(c->cfg.cache, &u);
+  return *out ? 0 : SWIM_ENOMEM;
+}
+
+/* New incarnation for this node: refutes, metadata changes, address moves. */
+static int self_bump(swim_core_t *c, swim_inc_t above) {
+  member_t *me = &c->m[0];
+  swim_inc_t inc = me->inc;
+  if (inc_cmp(above, inc) > 0)
+    inc = above;
+  inc.ver++;
+  swim__rec_t *r;
+  int rc = self_record(c, inc, &r);
+  if (rc)
+    return rc;
+  swim__rec_put(me->rec);
+  me->rec = r;
+  me->inc = inc;
+  if (!c->leaving) {
+    me->status = SWIM_ALIVE;
+    enqueue(c, 0, SWIM_UPD_ALIVE, 0);
+  }
+  return 0;
+}
+
+static void lhm_add(swim_core_t *c, int d) {
+  int v = (int)c->lhm + d;
+  if (v < 0)
+    v = 0;
+  if (v > (int)c->cfg.awareness_max)
+    v = (int)c->cfg.awareness_max;
+  c->lhm = (uint32_t)v;
+}
+
+static void refute(swim_core_t *c, swim_inc_t claimed) {
+  if (c->leaving)
+    return;
+  if (self_bump(c, claimed) == 0) {
+    c->st.refutes++;
+    lhm_add(c, 1);
+    ev_push(c, SWIM_EV_REFUTE, 0, SWIM_ALIVE);
+    logf_(c, SWIM_LOG_INFO, "refuted suspicion, now %u.%u", c->m[0].inc.gen,
+          c->m[0].inc.ver);
+  }
+}
+
+/* ---- suspicion (Lifeguard) ---- */
+
+static uint64_t susp_timeout(const susp_t *s) {
+  if (s->k == 0 || s->nconf >= s->k)
+    return s->min_ms;
+  double frac = log((double)s->nconf + 1.0) / log((double)s->k + 1.0);
+  double t = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
+  uint64_t r = (uint64_t)floor(t);
+  return r < s->min_ms ? s->min_ms : r;
+}
+
+static void susp_clear(swim_core_t *c, member_t *mm) {
+  if (!mm->susp)
+    return;
+  uint32_t i = mm->susp - 1;
+  mm->susp = 0;
+  c->susp.v[i] = c->susp.v[--c->susp.n];
+  if (i < c->susp.n)
+    c->m[c->susp.v[i].midx].susp = i + 1;
+}
+
+static void susp_start(swim_core_t *c, uint32_t midx, uint64_t from8) {
+  member_t *mm = &c->m[midx];
+  susp_clear(c, mm);
+  susp_t s;
+  memset(&s, 0, sizeof s);
+  double n = c->alive_n > 1 ? (double)c->alive_n : 1.0;
+  double scale = log10(n) > 1.0 ? log10(n) : 1.0;
+  s.midx = midx;
+  s.min_ms = (uint64_t)((double)c->cfg.suspicion_min_mult * scale *
+                        (double)c->cfg.probe_interval_ms);
+  s.max_ms = s.min_ms * c->cfg.suspicion_max_mult;
+  /* confirmations can only come from members other than the accuser and
+   * the suspect */
+  uint32_t possible = c->alive_n > 2 ? c->alive_n - 2 : 0;
+  s.k = c->cfg.suspicion_confirm < possible ? c->cfg.suspicion_confirm
+                                            : possible;
+  if (s.k > SUSP_MAX_K)
+    s.k = SUSP_MAX_K;
+  s.start = c->now;
+  s.accusers[0] = from8;
+  s.deadline = s.start + susp_timeout(&s);
+  if (VEC_PUSH(c->susp, s) == 0)
+    mm->susp = c->susp.n;
+}
+
+/* Returns 1 when `from8` is a new independent accuser. */
+static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
+  if (!mm->susp)
+    return 0;
+  susp_t *s = &c->susp.v[mm->susp - 1];
+  for (uint32_t i = 0; i <= s->nconf; i++)
+    if (s->accusers[i] == from8)
+      return 0;
+  if (s->nconf >= s->k)
+    return 0;
+  s->accusers[++s->nconf] = from8;
+  s->deadline = s->start + susp_timeout(s);
+  return 1;
+}
+
+/* ---- applying updates ---- */
+
+static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
+                         uint64_t from8) {
+  member_t *mm = &c->m[midx];
+  uint8_t old = mm->status;
+  mm->inc = inc;
+  set_status(c, mm, SWIM_SUSPECT);
+  susp_start(c, midx, from8);
+  enqueue(c, midx, SWIM_UPD_SUSPECT, from8);
+  ev_push(c, SWIM_EV_SUSPECT, midx, old);
+  if (from8 != c->self8 && !(mm->flags & M_PROBE_SOON)) {
+    /* Probe it ourselves soon: an independent confirmation (or the buddy
+     * ping that lets it refute) comes within a probe period, not n. */
+    mm->flags |= M_PROBE_SOON;
+    (void)VEC_PUSH(c->soon, midx);
+  }
+  if (from8 == c->self8)
+    c->st.suspicions_raised++;
+}
+
+static void mark_dead(swim_core_t *c, uint32_t midx, swim_inc_t inc,
+                      uint64_t from8, uint8_t status) {
+  member_t *mm = &c->m[midx];
+  uint8_t old = mm->status;
+  susp_clear(c, mm);
+  mm->inc = inc;
+  set_status(c, mm, status);
+  enqueue(c, midx, status == SWIM_LEFT ? SWIM_UPD_LEFT : SWIM_UPD_DEAD, from8);
+  ev_push(c, status == SWIM_LEFT ? SWIM_EV_LEFT : SWIM_EV_DEAD, midx, old);
+  if (status == SWIM_DEAD && from8 == c->self8)
+    c->st.deaths_declared++;
+}
+
+static void want_sync(swim_core_t *c, const swim_addr_t *from) {
+  if (!c->cb.send_stream || c->sync_want)
+    return;
+  if (c->last_sync && c->now < c->last_sync + SYNC_MIN_GAP_MS)
+    return;
+  c->sync_want = 1;
+  c->sync_addr = *from;
+}
+
+static void add_extra(swim_core_t *c, uint32_t midx) {
+  for (uint32_t i = 0; i < c->nextras; i++)
+    if (c->extras[i] == midx)
+      return;
+  if (c->nextras < MAX_EXTRAS)
+    c->extras[c->nextras++] = midx;
+}
+
+static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == 0) {
+    if (memcmp(u->id, c->cfg.id, SWIM_ID_LEN) == 0 &&
+        inc_cmp(u->inc, c->m[0].inc) > 0)
+      refute(c, u->inc); /* an old life of ours claims a newer incarnation */
+    return;
+  }
+  if (idx != NONE) {
+    member_t *mm = &c->m[idx];
+    if (memcmp(mm->rec->id, u->id, SWIM_ID_LEN) != 0) {
+      logf_(c, SWIM_LOG_WARN, "id prefix clash for %016llx, ignored",
+            (unsigned long long)u->id8);
+      return;
+    }
+    if (inc_cmp(u->inc, mm->inc) <= 0) {
+      if (inc_cmp(u->inc, mm->rec->inc) > 0 && mm->status != SWIM_ALIVE) {
+        /* newer record, same fate: keep the record fresh for later */
+        swim__rec_t *r = swim__rec_get(c->cfg.cache, u);
+        if (r) {
+          swim__rec_put(mm->rec);
+          mm->rec = r;
+        }
+      }
+      return;
+    }
+    swim__rec_t *r = swim__rec_get(c->cfg.cache, u);
+    if (!r)
+      return;
+    uint8_t old = mm->status;
+    int changed = mm->rec->raw_len - mm->rec->signed_off !=
+                      r->raw_len - r->signed_off ||
+                  memcmp(&mm->rec->addr, &r->addr, sizeof r->addr) != 0 ||
+                  mm->rec->meta_len != r->meta_len ||
+                  memcmp(mm->rec->raw + mm->rec->meta_off, r->raw + r->meta_off,
+                         r->meta_len) != 0;
+    swim__rec_put(mm->rec);
+    mm->rec = r;
+    mm->inc = u->inc;
+    susp_clear(c, mm);
+    if (old != SWIM_ALIVE) {
+      set_status(c, mm, SWIM_ALIVE);
+      ev_push(c, SWIM_EV_JOIN, idx, old);
+    } else if (changed) {
+      ev_push(c, SWIM_EV_UPDATE, idx, old);
+    }
+    enqueue(c, idx, SWIM_UPD_ALIVE, 0);
+    c->st.updates_applied++;
+    return;
+  }
+  swim__rec_t *r = swim__rec_get(c->cfg.cache, u);
+  if (!r)
+    return;
+  idx = add_member(c, r);
+  if (idx == NONE) {
+    swim__rec_put(r);
+    return;
+  }
+  ev_push(c, SWIM_EV_JOIN, idx, SWIM_DEAD);
+  enqueue(c, idx, SWIM_UPD_ALIVE, 0);
+  c->st.updates_applied++;
+}
+
+static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE)
+    return;
+  member_t *mm = &c->m[idx];
+  if (idx == 0) {
+    if (inc_cmp(u->inc, mm->inc) >= 0)
+      refute(c, u->inc);
+    return;
+  }
+  int kind = u->kind;
+  if (merge && kind == SWIM_UPD_DEAD)
+    kind = SWIM_UPD_SUSPECT; /* another view's verdict: give it a chance */
+  int cmp = inc_cmp(u->inc, mm->inc);
+  if (kind == SWIM_UPD_SUSPECT) {
+    if (mm->status == SWIM_ALIVE && cmp >= 0) {
+      mark_suspect(c, idx, u->inc, u->from8);
+      c->st.updates_applied++;
+    } else if (mm->status == SWIM_SUSPECT && cmp >= 0) {
+      if (cmp > 0)
+        mm->inc = u->inc;
+      if (susp_confirm(c, mm, u->from8))
+        enqueue(c, idx, SWIM_UPD_SUSPECT, u->from8);
+    }
+    return;
+  }
+  /* dead */
+  if (is_live(mm->status) && cmp >= 0) {
+    mark_dead(c, idx, u->inc, u->from8, SWIM_DEAD);
+    c->st.updates_applied++;
+  } else if (mm->status == SWIM_DEAD && cmp > 0) {
+    mm->inc = u->inc;
+  }
+}
+
+static int remember_left(swim_core_t *c, const swim_upd_t *u) {
+  leftsig_t *ls = (leftsig_t *)find_left(c, u->id8);
+  if (!ls) {
+    leftsig_t n;
+    memset(&n, 0, sizeof n);
+    if (VEC_PUSH(c->left, n))
+      return SWIM_ENOMEM;
+    ls = &c->left.v[c->left.n - 1];
+  }
+  ls->id8 = u->id8;
+  ls->inc = u->inc;
+  ls->has_sig = u->sig != NULL;
+  if (u->sig)
+    memcpy(ls->sig, u->sig, SWIM_SIG_LEN);
+  return 0;
+}
+
+static void apply_left(swim_core_t *c, const swim_upd_t *u) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE)
+    return;
+  member_t *mm = &c->m[idx];
+  if (idx == 0) {
+    if (!c->leaving && inc_cmp(u->inc, mm->inc) >= 0)
+      refute(c, u->inc);
+    return;
+  }
+  if (mm->status == SWIM_LEFT || inc_cmp(u->inc, mm->inc) < 0)
+    return;
+  if (remember_left(c, u))
+    return;
+  mark_dead(c, idx, u->inc, 0, SWIM_LEFT);
+  c->st.updates_applied++;
+}
+
+static void apply_digest(swim_core_t *c, const swim_upd_t *u,
+                         const swim_addr_t *from, int can_reply) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE) {
+    if (u->status != SWIM_LEFT)
+      want_sync(c, from);
+    return;
+  }
+  member_t *mm = &c->m[idx];
+  if (state_newer(mm->inc, mm->status, u->inc, u->status)) {
+    if (can_reply)
+      add_extra(c, idx); /* it is behind: our reply carries the record */
+    if (idx == 0 || mm->status != SWIM_ALIVE)
+      if (!(mm->flags & M_QUEUED))
+        enqueue_state(c, idx);
+  } else if (state_newer(u->inc, u->status, mm->inc, mm->status)) {
+    if (idx == 0)
+      refute(c, u->inc);
+    else
+      want_sync(c, from);
+  }
+}
+
+static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
+  if (!c->cb.verify)
+    return 0;
+  const uint8_t *id;
+  if (u->kind == SWIM_UPD_ALIVE) {
+    uint32_t idx = find8(c, u->id8);
+    /* Known bytes were verified when they first arrived. */
+    if (idx != NONE && c->m[idx].rec->raw_len == u->raw_len &&
+        memcmp(c->m[idx].rec->raw, u->raw, u->raw_len) == 0)
+      return 0;
+    if (idx == 0)
+      return 0; /* claims about us are refuted, not believed */
+    id = u->id;
+  } else if (u->kind == SWIM_UPD_LEFT) {
+    uint32_t idx = find8(c, u->id8);
+    if (idx == NONE)
+      return 0; /* ignored anyway */
+    id = c->m[idx].rec->id;
+  } else {
+    return 0;
+  }
+  if (!u->sig)
+    return SWIM_EBADSIG;
+  return c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig) == 0
+             ? 0
+             : SWIM_EBADSIG;
+}
+
+/* ---- probing ---- */
+
+static uint32_t pick_random(swim_core_t *c, uint32_t skip1, uint32_t skip2,
+                            int live_only, const uint32_t *also, uint32_t nalso) {
+  if (c->nm <= 1)
+    return NONE;
+  for (int tries = 0; tries < 16; tries++) {
+    uint32_t i = 1 + (uint32_t)rnd(c, c->nm - 1);
+    member_t *mm = &c->m[i];
+    if (!mm->rec || i == skip1 || i == skip2)
+      continue;
+    if (live_only ? !is_live(mm->status) : mm->status != SWIM_DEAD)
+      continue;
+    int dup = 0;
+    for (uint32_t k = 0; k < nalso; k++)
+      dup |= also[k] == i;
+    if (!dup)
+      return i;
+  }
+  return NONE;
+}
+
+static uint32_t next_target(swim_core_t *c) {
+  while (c->soon.n) {
+    uint32_t i = c->soon.v[--c->soon.n];
+    if (!c->m[i].rec)
+      continue;
+    c->m[i].flags &= (uint8_t)~M_PROBE_SOON;
+    if (c->m[i].status == SWIM_SUSPECT)
+      return i;
+  }
+  for (uint32_t scanned = 0; scanned <= c->order.n; scanned++) {
+    if (c->order_pos >= c->order.n) {
+      /* new round: shuffle (Fisher-Yates) */
+      for (uint32_t i = c->order.n; i > 1; i--) {
+        uint32_t j = (uint32_t)rnd(c, i);
+        uint32_t t = c->order.v[i - 1];
+        c->order.v[i - 1] = c->order.v[j];
+        c->order.v[j] = t;
+      }
+      c->order_pos = 0;
+      if (c->order.n == 0)
+        return NONE;
+    }
+    uint32_t i = c->order.v[c->order_pos++];
+    if (i != 0 && c->m[i].rec && is_live(c->m[i].status))
+      return i;
+  }
+  return NONE;
+}
+
+static void probe_start(swim_core_t *c) {
+  uint32_t t = next_target(c);
+  c->next_probe = c->now + mul_ms(c->cfg.probe_interval_ms, c->lhm);
+  if (t == NONE)
+    return;
+  c->probe.active = 1;
+  c->probe.acked = 0;
+  c->probe.indirect = 0;
+  c->probe.target = t;
+  c->probe.target8 = c->m[t].id8;
+  c->probe.seq = ++c->seq;
+  c->probe.nacks = c->probe.nacks_expected = 0;
+  c->probe.t_indirect = c->now + mul_ms(c->cfg.probe_timeout_ms, c->lhm);
+  c->probe.t_end = c->next_probe;
+  c->st.probes++;
+  c->st.pings++;
+  swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
+  send_dgram(c, &c->m[t].rec->addr, &h, t, 1);
+}
+
+static void probe_indirect(swim_core_t *c) {
+  c->probe.indirect = 1;
+  member_t *tm = &c->m[c->probe.target];
+  if (!tm->rec || tm->id8 != c->probe.target8)
+    return;
+  uint32_t chosen[16];
+  uint32_t k = c->cfg.indirect_checks < 16 ? c->cfg.indirect_checks : 16;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t h = pick_random(c, 0, c->probe.target, 1, chosen, n);
+    if (h == NONE)
+      break;
+    chosen[n++] = h;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    swim_hdr_t h = hdr(c, SWIM_MSG_PING_REQ, c->probe.seq, c->probe.target8);
+    h.taddr = tm->rec->addr;
+    c->st.ping_reqs++;
+    send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
+  }
+  c->probe.nacks_expected = n;
+}
+
+static void probe_end(swim_core_t *c) {
+  c->probe.active = 0;
+  uint32_t t = c->probe.target;
+  member_t *tm = &c->m[t];
+  if (c->probe.acked) {
+    lhm_add(c, -1);
+    return;
+  }
+  c->st.probes_failed++;
+  /* Lifeguard: missing nacks mean our own links or CPU are the problem */
+  int delta = 1;
+  if (c->probe.nacks_expected)
+    delta = (int)(c->probe.nacks_expected - c->probe.nacks);
+  lhm_add(c, delta);
+  if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving)
+    return;
+  if (tm->status == SWIM_ALIVE)
+    mark_suspect(c, t, tm->inc, c->self8);
+  else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
+    enqueue(c, t, SWIM_UPD_SUSPECT, c->self8);
+}
+
+/* ---- public entry points ---- */
+
+void swim_config_default(swim_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->probe_interval_ms = 1000;
+  cfg->probe_timeout_ms = 500;
+  cfg->indirect_checks = 3;
+  cfg->gossip_interval_ms = 200;
+  cfg->gossip_nodes = 3;
+  cfg->retransmit_mult = 4;
+  cfg->suspicion_min_mult = 2;
+  cfg->suspicion_max_mult = 6;
+  cfg->suspicion_confirm = 3;
+  cfg->awareness_max = 8;
+  cfg->pushpull_interval_ms = 30000;
+  cfg->tombstone_ms = 3600000;
+  cfg->reconnect_interval_ms = 10000;
+  cfg->join_retry_ms = 1000;
+  cfg->max_payload = SWIM_MAX_PAYLOAD;
+}
+
+static int check_config(const swim_config_t *cfg) {
+  size_t nl = strnlen(cfg->name, sizeof cfg->name);
+  if (nl == 0 || nl > SWIM_NAME_MAX)
+    return SWIM_EINVAL;
+  if (cfg->addr.family != 4 && cfg->addr.family != 6)
+    return SWIM_EINVAL;
+  if (!cfg->probe_interval_ms || !cfg->probe_timeout_ms ||
+      cfg->probe_timeout_ms > cfg->probe_interval_ms)
+    return SWIM_EINVAL;
+  if (!cfg->retransmit_mult || !cfg->suspicion_min_mult ||
+      !cfg->suspicion_max_mult)
+    return SWIM_EINVAL;
+  if (cfg->meta_len > SWIM_META_MAX || (cfg->meta_len && !cfg->meta))
+    return SWIM_EINVAL;
+  if (cfg->max_payload < 256 || cfg->max_payload > SWIM_MAX_PAYLOAD)
+    return SWIM_EINVAL;
+  return 0;
+}
+
+int swim_new(swim_core_t **out, const swim_config_t *cfg,
+             const swim_callbacks_t *cb, void *ud, uint64_t now) {
+  *out = NULL;
+  if (!cfg || !cb || !cb->send || !cb->rand64)
+    return SWIM_EINVAL;
+  int rc = check_config(cfg);
+  if (rc)
+    return rc;
+  swim_core_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return SWIM_ENOMEM;
+  c->cfg = *cfg;
+  c->cfg.name[SWIM_NAME_MAX] = 0;
+  c->cfg.meta = NULL;
+  c->cb = *cb;
+  c->ud = ud;
+  c->now = now;
+  c->self8 = swim_id8(cfg->id);
+  if (cfg->meta_len)
+    memcpy(c->meta, cfg->meta, cfg->meta_len);
+  c->meta_len = cfg->meta_len;
+  if (!msgpack_zone_init(&c->zone, 2048)) {
+    free(c);
+    return SWIM_ENOMEM;
+  }
+  swim__rec_t *r;
+  swim_inc_t inc = {cfg->generation, 0};
+  if ((rc = self_record(c, inc, &r)) != 0) {
+    msgpack_zone_destroy(&c->zone);
+    free(c);
+    return rc;
+  }
+  if (add_member(c, r) != 0) {
+    swim__rec_put(r);
+    swim_free(c);
+    return SWIM_ENOMEM;
+  }
+  c->m[0].since = now;
+  /* spread the first probe of a cluster started at once over a period */
+  c->next_probe = now + rnd(c, c->cfg.probe_interval_ms);
+  c->next_gossip = now + c->cfg.gossip_interval_ms;
+  c->next_pushpull = now + c->cfg.pushpull_interval_ms +
+                     rnd(c, c->cfg.pushpull_interval_ms);
+  c->next_reconnect = now + c->cfg.reconnect_interval_ms;
+  *out = c;
+  return 0;
+}
+
+void swim_free(swim_core_t *c) {
+  if (!c)
+    return;
+  for (uint32_t i = 0; i < c->nm; i++)
+    swim__rec_put(c->m[i].rec);
+  free(c->m);
+  free(c->ht);
+  free(c->order.v);
+  free(c->soon.v);
+  free(c->fwd.v);
+  free(c->susp.v);
+  free(c->left.v);
+  free(c->ev.v);
+  free(c->reaped.v);
+  free(c->scratch.v);
+  for (int i = 0; i < BQ_LEVELS; i++)
+    free(c->bq[i].v);
+  free(c->seeds);
+  msgpack_zone_destroy(&c->zone);
+  free(c);
+}
+
+static void drop(swim_core_t *c, int rc) {
+  int reason = SWIM_DROP_MALFORMED;
+  switch (rc) {
+  case SWIM_ETRUNC: reason = SWIM_DROP_TRUNCATED; break;
+  case SWIM_EVERSION: reason = SWIM_DROP_VERSION; break;
+  case SWIM_ETOOBIG: reason = SWIM_DROP_OVERSIZE; break;
+  case SWIM_EBADSIG: reason = SWIM_DROP_BADSIG; break;
+  default: break;
+  }
+  c->st.dropped[reason]++;
+}
+
+static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
+                       const swim_hdr_t *h) {
+  switch (h->type) {
+  case SWIM_MSG_PING: {
+    if (h->target8 != c->self8 && h->target8 != 0)
+      return; /* meant for whoever had this address before */
+    c->st.acks++;
+    swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, h->from8);
+    send_dgram(c, from, &a, NONE, 0);
+    if (find8(c, h->from8) == NONE)
+      want_sync(c, from);
+    break;
+  }
+  case SWIM_MSG_ACK:
+    if (c->probe.active && h->seq == c->probe.seq)
+      c->probe.acked = 1;
+    for (uint32_t i = 0; i < c->fwd.n; i++) {
+      fwd_t *f = &c->fwd.v[i];
+      if (f->seq != h->seq)
+        continue;
+      swim_hdr_t a = hdr(c, SWIM_MSG_ACK, f->req_seq, 0);
+      send_dgram(c, &f->req_addr, &a, NONE, 0);
+      c->fwd.v[i] = c->fwd.v[--c->fwd.n];
+      break;
+    }
+    break;
+  case SWIM_MSG_PING_REQ: {
+    fwd_t f;
+    memset(&f, 0, sizeof f);
+    f.seq = ++c->seq;
+    f.req_seq = h->seq;
+    f.req_addr = *from;
+    f.nack_at = c->now + c->cfg.probe_timeout_ms * 8 / 10;
+    f.expire = c->now + c->cfg.probe_interval_ms;
+    if (c->fwd.n >= 64 || VEC_PUSH(c->fwd, f))
+      return; /* bounded: a flood of ping-reqs cannot grow memory */
+    c->st.pings++;
+    uint32_t t = find8(c, h->target8);
+    swim_hdr_t p = hdr(c, SWIM_MSG_PING, f.seq, h->target8);
+    send_dgram(c, &h->taddr, &p, t, 0);
+    break;
+  }
+  case SWIM_MSG_NACK:
+    if (c->probe.active && h->seq == c->probe.seq)
+      c->probe.nacks++;
+    break;
+  default:
+    break;
+  }
+}
+
+int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
+              size_t len, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!from || (!buf && len))
+    return SWIM_EINVAL;
+  c->now = now;
+  c->st.pkts_in++;
+  c->st.bytes_in += len;
+  int rc;
+  if (len > SWIM_STREAM_MAX) {
+    rc = SWIM_ETOOBIG;
+    goto bad;
+  }
+  if ((rc = swim_skim(buf, len)) != 0)
+    goto bad;
+  msgpack_zone_clear(&c->zone);
+  size_t off = 0;
+  swim_hdr_t h;
+  if ((rc = swim_dec_hdr(buf, len, &off, &c->zone, &h)) != 0)
+    goto bad;
+  if (h.type != SWIM_MSG_PUSHPULL && len > SWIM_MTU) {
+    rc = SWIM_ETOOBIG;
+    goto bad;
+  }
+  /* Decode and verify everything before changing anything. */
+  c->scratch.n = 0;
+  for (;;) {
+    swim_upd_t u;
+    rc = swim_dec_upd(buf, len, &off, &c->zone, &u);
+    if (rc == 0)
+      break;
+    if (rc < 0)
+      goto bad;
+    if (u.kind == SWIM_UPD_ALIVE || u.kind == SWIM_UPD_LEFT) {
+      if ((rc = verify_upd(c, &u)) != 0)
+        goto bad;
+    }
+    if (VEC_PUSH(c->scratch, u)) {
+      rc = SWIM_ENOMEM;
+      goto bad;
+    }
+  }
+  if (h.type == SWIM_MSG_PUSHPULL) {
+    c->st.stream_in++;
+    c->st.stream_bytes_in += len;
+  }
+  /* Updates first, so a reply (ack, push-pull answer) reflects them. */
+  int merge = h.type == SWIM_MSG_PUSHPULL;
+  int can_reply = h.type == SWIM_MSG_PING;
+  for (uint32_t i = 0; i < c->scratch.n; i++) {
+    swim_upd_t *u = &c->scratch.v[i];
+    switch (u->kind) {
+    case SWIM_UPD_ALIVE: apply_alive(c, u); break;
+    case SWIM_UPD_SUSPECT:
+    case SWIM_UPD_DEAD: apply_accuse(c, u, merge); break;
+    case SWIM_UPD_LEFT: apply_left(c, u); break;
+    case SWIM_UPD_DIGEST: apply_digest(c, u, from, can_reply); break;
+    }
+  }
+  if (h.type == SWIM_MSG_PUSHPULL) {
+    if (!(h.flags & SWIM_PP_REPLY))
+      send_state(c, from, SWIM_PP_REPLY);
+    if (c->joining) {
+      c->joining = 0;
+      logf_(c, SWIM_LOG_INFO, "joined: %u members known", c->alive_n);
+    }
+    if (c->sync_want && memcmp(&c->sync_addr, from, sizeof *from) == 0)
+      c->sync_want = 0;
+  } else {
+    handle_hdr(c, from, &h);
+    if (c->joining && h.type == SWIM_MSG_ACK)
+      c->joining = 0;
+  }
+  c->nextras = 0;
+  if (c->sync_want) {
+    c->sync_want = 0;
+    c->last_sync = now;
+    send_state(c, &c->sync_addr, 0);
+  }
+  flush(c);
+  return 0;
+bad:
+  drop(c, rc);
+  c->scratch.n = 0;
+  return rc;
+}
+
+static void reap_and_reconnect(swim_core_t *c) {
+  uint32_t ndead = 0, t = NONE;
+  for (uint32_t i = 1; i < c->nm; i++) {
+    member_t *mm = &c->m[i];
+    if (!mm->rec || is_live(mm->status) || (mm->flags & M_REAPED))
+      continue;
+    if (c->now >= mm->since + c->cfg.tombstone_ms) {
+      mm->flags |= M_REAPED;
+      ev_push(c, SWIM_EV_REAPED, i, mm->status);
+      if (mm->status == SWIM_LEFT) {
+        for (uint32_t k = 0; k < c->left.n; k++)
+          if (c->left.v[k].id8 == mm->id8) {
+            c->left.v[k] = c->left.v[--c->left.n];
+            break;
+          }
+      }
+      (void)VEC_PUSH(c->reaped, i);
+    } else if (mm->status == SWIM_DEAD && rnd(c, ++ndead) == 0) {
+      t = i; /* reservoir sampling: each dead member equally likely */
+    }
+  }
+  if (t == NONE || c->leaving)
+    return;
+  /* A dead member may only be behind a partition: ping it with its
+   * verdict (so it refutes) and exchange state with it. */
+  swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, c->m[t].id8);
+  send_dgram(c, &c->m[t].rec->addr, &h, t, 0);
+  send_state(c, &c->m[t].rec->addr, 0);
+}
+
+static void gossip(swim_core_t *c) {
+  uint32_t chosen[16];
+  uint32_t k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16, n = 0;
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t t = pick_random(c, 0, NONE, 1, chosen, n);
+    if (t == NONE)
+      break;
+    chosen[n++] = t;
+  }
+  for (uint32_t i = 0; i < n && c->bq_total; i++) {
+    swim_hdr_t h = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
+    send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
+  }
+}
+
+static uint64_t pushpull_interval(const swim_core_t *c) {
+  uint64_t base = c->cfg.pushpull_interval_ms;
+  if (c->alive_n <= 32)
+    return base;
+  double mult = ceil(log2((double)c->alive_n) - log2(32.0)) + 1.0;
+  return (uint64_t)((double)base * mult);
+}
+
+void swim_tick(swim_core_t *c, uint64_t now) {
+  if (c->in_cb)
+    return;
+  if (now > c->now)
+    c->now = now;
+  now = c->now;
+  /* helper duties: nack in time, then forget */
+  for (uint32_t i = 0; i < c->fwd.n;) {
+    fwd_t *f = &c->fwd.v[i];
+    if (!f->nacked && now >= f->nack_at) {
+      f->nacked = 1;
+      c->st.nacks++;
+      swim_hdr_t h = hdr(c, SWIM_MSG_NACK, f->req_seq, 0);
+      send_dgram(c, &f->req_addr, &h, NONE, 0);
+    }
+    if (now >= f->expire) {
+      c->fwd.v[i] = c->fwd.v[--c->fwd.n];
+      continue;
+    }
+    i++;
+  }
+  if (c->probe.active && !c->probe.acked && !c->probe.indirect &&
+      now >= c->probe.t_indirect)
+    probe_indirect(c);
+  if (c->probe.active && (now >= c->probe.t_end || c->probe.acked))
+    probe_end(c);
+  if (!c->leaving && now >= c->next_probe)
+    probe_start(c);
+  for (uint32_t i = 0; i < c->susp.n;) {
+    susp_t *s = &c->susp.v[i];
+    if (now >= s->deadline) {
+      uint32_t midx = s->midx;
+      member_t *mm = &c->m[midx];
+      logf_(c, SWIM_LOG_INFO, "suspicion of %s expired after %u confirmations",
+            swim__rec_name(mm->rec), s->nconf);
+      mark_dead(c, midx, mm->inc, c->self8, SWIM_DEAD); /* clears s */
+      continue;
+    }
+    i++;
+  }
+  if (now >= c->next_gossip) {
+    if (c->bq_total)
+      gossip(c);
+    c->next_gossip = now + c->cfg.gossip_interval_ms;
+  }
+  if (c->cb.send_stream && !c->leaving && now >= c->next_pushpull) {
+    uint32_t t = pick_random(c, 0, NONE, 1, NULL, 0);
+    if (t != NONE)
+      send_state(c, &c->m[t].rec->addr, 0);
+    c->next_pushpull = now + pushpull_interval(c);
+  }
+  if (now >= c->next_reconnect) {
+    reap_and_reconnect(c);
+    c->next_reconnect = now + c->cfg.reconnect_interval_ms;
+  }
+  if (c->joining && now >= c->next_join) {
+    for (size_t i = 0; i < c->nseeds; i++) {
+      if (c->cb.send_stream) {
+        send_state(c, &c->seeds[i], SWIM_PP_JOIN);
+      } else {
+        swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, 0);
+        c->nextras = 0;
+        add_extra(c, 0);
+        send_dgram(c, &c->seeds[i], &h, NONE, 0);
+      }
+    }
+    c->next_join = now + c->join_backoff;
+    c->join_backoff = c->join_backoff * 2 > 30000 ? 30000 : c->join_backoff * 2;
+  }
+  flush(c);
+}
+
+uint64_t swim_next_deadline(const swim_core_t *c) {
+  uint64_t d = UINT64_MAX;
+#define MIN_(x)                                                                \
+  do {                                                                         \
+    if ((x) < d)                                                               \
+      d = (x);                                                                 \
+  } while (0)
+  if (!c->leaving)
+    MIN_(c->next_probe);
+  if (c->probe.active) {
+    if (!c->probe.indirect)
+      MIN_(c->probe.t_indirect);
+    MIN_(c->probe.t_end);
+  }
+  for (uint32_t i = 0; i < c->fwd.n; i++)
+    MIN_(c->fwd.v[i].nacked ? c->fwd.v[i].expire : c->fwd.v[i].nack_at);
+  for (uint32_t i = 0; i < c->susp.n; i++)
+    MIN_(c->susp.v[i].deadline);
+  if (c->bq_total && c->cfg.gossip_interval_ms)
+    MIN_(c->next_gossip);
+  if (c->cb.send_stream && !c->leaving)
+    MIN_(c->next_pushpull);
+  MIN_(c->next_reconnect);
+  if (c->joining)
+    MIN_(c->next_join);
+#undef MIN_
+  return d;
+}
+
+int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
+              uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!seeds || !n)
+    return SWIM_EINVAL;
+  if (c->leaving)
+    return SWIM_ESTATE;
+  swim_addr_t *s = malloc(n * sizeof *s);
+  if (!s)
+    return SWIM_ENOMEM;
+  memcpy(s, seeds, n * sizeof *s);
+  free(c->seeds);
+  c->seeds = s;
+  c->nseeds = n;
+  c->joining = 1;
+  c->join_backoff = c->cfg.join_retry_ms ? c->cfg.join_retry_ms : 1000;
+  c->next_join = now;
+  swim_tick(c, now);
+  return 0;
+}
+
+int swim_leave(swim_core_t *c, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (c->leaving)
+    return 0;
+  if (now > c->now)
+    c->now = now;
+  member_t *me = &c->m[0];
+  swim_inc_t inc = me->inc;
+  inc.ver++;
+  uint8_t buf[64];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  size_t from;
+  swim_wbuf_init(&w, buf, sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  swim_enc_left_body(&pk, c->self8, inc, &from);
+  leftsig_t ls;
+  memset(&ls, 0, sizeof ls);
+  ls.id8 = c->self8;
+  ls.inc = inc;
+  if (c->cb.sign) {
+    if (c->cb.sign(c->ud, ls.sig, buf + from, w.len - from) != 0)
+      return SWIM_EBADSIG;
+    ls.has_sig = 1;
+  }
+  if (VEC_PUSH(c->left, ls))
+    return SWIM_ENOMEM;
+  c->leaving = 1;
+  c->joining = 0;
+  c->probe.active = 0;
+  me->inc = inc;
+  set_status(c, me, SWIM_LEFT);
+  enqueue(c, 0, SWIM_UPD_LEFT, 0);
+  /* Tell a few members now; gossip carries it on from there. */
+  uint32_t chosen[16], n = 0;
+  uint32_t k = 2 * c->cfg.gossip_nodes < 16 ? 2 * c->cfg.gossip_nodes : 16;
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t t = pick_random(c, 0, NONE, 1, chosen, n);
+    if (t == NONE)
+      break;
+    chosen[n++] = t;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    swim_hdr_t h = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
+    send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
+  }
+  c->leave_sent = 1;
+  flush(c);
+  return 0;
+}
+
+int swim_leave_done(const swim_core_t *c) {
+  if (!c->leave_sent)
+    return 0;
+  /* done once the leave has been sent as often as any update would be */
+  for (int l = 0; l < BQ_LEVELS; l++)
+    for (uint32_t k = 0; k < c->bq[l].n; k++)
+      if (c->bq[l].v[k].midx == 0 && c->bq[l].v[k].kind == SWIM_UPD_LEFT)
+        return l >= 2 || c->alive_n <= 1;
+  return 1;
+}
+
+int swim_set_meta(swim_core_t *c, const uint8_t *meta, size_t len,
+                  uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (len > SWIM_META_MAX || (len && !meta))
+    return SWIM_EINVAL;
+  if (c->leaving)
+    return SWIM_ESTATE;
+  if (now > c->now)
+    c->now = now;
+  uint8_t old[SWIM_META_MAX];
+  size_t old_len = c->meta_len;
+  memcpy(old, c->meta, old_len);
+  if (len)
+    memcpy(c->meta, meta, len);
+  c->meta_len = len;
+  int rc = self_bump(c, c->m[0].inc);
+  if (rc) {
+    memcpy(c->meta, old, old_len);
+    c->meta_len = old_len;
+  }
+  flush(c);
+  return rc;
+}
+
+int swim_set_addr(swim_core_t *c, const swim_addr_t *addr, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!addr || (addr->family != 4 && addr->family != 6))
+    return SWIM_EINVAL;
+  if (c->leaving)
+    return SWIM_ESTATE;
+  if (now > c->now)
+    c->now = now;
+  swim_addr_t old = c->cfg.addr;
+  c->cfg.addr = *addr;
+  int rc = self_bump(c, c->m[0].inc);
+  if (rc)
+    c->cfg.addr = old;
+  flush(c);
+  return rc;
+}
+
+size_t swim_member_count(const swim_core_t *c) { return c->nm; }
+
+int swim_member_at(const swim_core_t *c, size_t i, swim_member_t *out) {
+  if (i >= c->nm)
+    return SWIM_EINVAL;
+  if (!c->m[i].rec)
+    return SWIM_ENOTFOUND; /* a free slot */
+  fill_view(c, (uint32_t)i, out);
+  return 0;
+}
+
+int swim_member_find(const swim_core_t *c, const uint8_t id[SWIM_ID_LEN],
+                     swim_member_t *out) {
+  uint32_t i = find8(c, swim_id8(id));
+  if (i == NONE || memcmp(c->m[i].rec->id, id, SWIM_ID_LEN) != 0)
+    return SWIM_ENOTFOUND;
+  if (out)
+    fill_view(c, i, out);
+  return 0;
+}
+
+size_t swim_alive_count(const swim_core_t *c) { return c->alive_n; }
+swim_inc_t swim_self_inc(const swim_core_t *c) { return c->m[0].inc; }
+uint32_t swim_local_health(const swim_core_t *c) { return c->lhm; }
+const swim_stats_t *swim_stats(const swim_core_t *c) { return &c->st; }

@@ -1,0 +1,243 @@
+/*
+ * swim.h: the SWIM failure detector core of livemesh (with Lifeguard).
+ *
+ * The core is a pure state machine in the manner of ngtcp2: it never reads a
+ * clock, never touches a socket and never calls a global RNG. Time is an
+ * argument (milliseconds on any monotonic scale), randomness, packet output,
+ * logging and record signing are injected callbacks. Two drivers run the very
+ * same core: the libuv runtime in mesh/ and the simulator in sim/.
+ *
+ * Must never depend on: libuv, libsodium, mesh/, store/, bridge/.
+ *
+ * Driving it:
+ *   swim_recv(core, from, buf, len, now)   a datagram or a stream frame
+ *   swim_tick(core, now)                   run every timer due at `now`
+ *   swim_next_deadline(core)               when to call swim_tick next
+ * Events (join, suspect, dead, left, update) are queued while the core works
+ * and delivered through cb->event once the call has finished its state
+ * changes, so an event callback may read the core but never re-enters it:
+ * the mutating entry points return SWIM_EBUSY from inside a callback.
+ */
+#ifndef LIVEMESH_SWIM_H
+#define LIVEMESH_SWIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SWIM_ID_LEN 32     /* node id: an Ed25519 public key at runtime */
+#define SWIM_SIG_LEN 64    /* detached signature over a record */
+#define SWIM_NAME_MAX 64   /* bytes of a member name, not counting NUL */
+#define SWIM_META_MAX 512  /* bytes of member metadata in its alive record */
+#define SWIM_MTU 1400      /* no datagram on the wire is larger */
+#define SWIM_ENVELOPE_MAX 112 /* room kept for the runtime's envelope, signature, tag */
+#define SWIM_MAX_PAYLOAD (SWIM_MTU - SWIM_ENVELOPE_MAX) /* 1288 */
+#define SWIM_STREAM_MAX (64u * 1024 * 1024) /* push-pull frames */
+
+/* Error codes: negative, like libuv's. */
+#define SWIM_ERRNO_MAP(X)                                                     \
+  X(EINVAL, -1, "invalid argument")                                           \
+  X(ENOMEM, -2, "out of memory")                                              \
+  X(EMALFORMED, -3, "malformed message")                                      \
+  X(ETRUNC, -4, "truncated message")                                          \
+  X(EVERSION, -5, "unknown protocol version")                                 \
+  X(ETOOBIG, -6, "message too large")                                         \
+  X(EBADSIG, -7, "record signature rejected")                                 \
+  X(EBUSY, -8, "core re-entered from a callback")                             \
+  X(ESTATE, -9, "operation not allowed in this state")                        \
+  X(ENOTFOUND, -10, "no such member")                                         \
+  X(ENOSPACE, -11, "does not fit in a datagram")
+#define SWIM_ERR_ENUM(n, v, s) SWIM_##n = v,
+enum { SWIM_OK = 0, SWIM_ERRNO_MAP(SWIM_ERR_ENUM) };
+#undef SWIM_ERR_ENUM
+const char *swim_strerror(int err);
+
+typedef struct swim_core swim_core_t;
+typedef struct swim_rec_cache swim_rec_cache_t;
+
+/* An address is an attribute of a member, never its identity. family 4 or
+ * 6; the simulator uses family 4 with a virtual address. */
+typedef struct swim_addr {
+  uint8_t family;
+  uint8_t ip[16];
+  uint16_t port;
+} swim_addr_t;
+
+/* Incarnation: generation persists across restarts (the runtime stores it),
+ * version is bumped to refute a suspicion or announce a change. Ordered
+ * lexicographically. */
+typedef struct swim_inc {
+  uint32_t gen;
+  uint32_t ver;
+} swim_inc_t;
+
+typedef enum swim_status {
+  SWIM_ALIVE = 0,
+  SWIM_SUSPECT = 1,
+  SWIM_DEAD = 2,
+  SWIM_LEFT = 3
+} swim_status_t;
+
+const char *swim_status_name(swim_status_t s);
+
+/* A read-only view of one member. Pointers stay valid until the next call
+ * that mutates the core. */
+typedef struct swim_member {
+  const uint8_t *id; /* SWIM_ID_LEN bytes */
+  const char *name;  /* NUL-terminated */
+  swim_addr_t addr;
+  swim_inc_t inc;
+  swim_status_t status;
+  uint64_t since; /* time of the last status change, core time */
+  const uint8_t *meta;
+  size_t meta_len;
+  int is_self;
+} swim_member_t;
+
+typedef enum swim_event_kind {
+  SWIM_EV_JOIN = 0,    /* a member became known, or came back to alive */
+  SWIM_EV_SUSPECT = 1, /* marked suspect */
+  SWIM_EV_DEAD = 2,    /* declared dead */
+  SWIM_EV_LEFT = 3,    /* left gracefully */
+  SWIM_EV_UPDATE = 4,  /* alive member changed address or metadata */
+  SWIM_EV_REFUTE = 5,  /* this node refuted a suspicion about itself */
+  SWIM_EV_REAPED = 6   /* a tombstone expired and was forgotten */
+} swim_event_kind_t;
+
+typedef struct swim_event {
+  swim_event_kind_t kind;
+  swim_status_t old_status;
+  swim_member_t member; /* state at delivery time */
+} swim_event_t;
+
+enum { SWIM_LOG_ERROR = 0, SWIM_LOG_WARN = 1, SWIM_LOG_INFO = 2, SWIM_LOG_DEBUG = 3 };
+
+typedef struct swim_callbacks {
+  /* Required: an unreliable datagram of at most SWIM_MAX_PAYLOAD bytes. */
+  void (*send)(void *ud, const swim_addr_t *to, const uint8_t *buf, size_t len);
+  /* Optional: a reliable frame (TCP at runtime) for join and push-pull. When
+   * NULL, push-pull is disabled and join sends datagrams. */
+  void (*send_stream)(void *ud, const swim_addr_t *to, const uint8_t *buf,
+                      size_t len);
+  /* Required: 64 uniformly random bits. */
+  uint64_t (*rand64)(void *ud);
+  /* Optional. `now` is the core time of the message. */
+  void (*log)(void *ud, int level, uint64_t now, const char *msg);
+  /* Optional: see the header comment. */
+  void (*event)(void *ud, const swim_event_t *ev);
+  /* Optional trust hooks. sign() signs this node's own alive and leave
+   * records; verify() checks a record claimed by `id`. Return 0 on success.
+   * Without them records travel unsigned and are accepted unsigned. */
+  int (*sign)(void *ud, uint8_t sig[SWIM_SIG_LEN], const uint8_t *msg,
+              size_t len);
+  int (*verify)(void *ud, const uint8_t id[SWIM_ID_LEN], const uint8_t *msg,
+                size_t len, const uint8_t sig[SWIM_SIG_LEN]);
+} swim_callbacks_t;
+
+typedef struct swim_config {
+  uint8_t id[SWIM_ID_LEN];
+  char name[SWIM_NAME_MAX + 1];
+  swim_addr_t addr;        /* advertised address */
+  uint32_t generation;     /* bump on every restart */
+  uint32_t probe_interval_ms;   /* 1000 */
+  uint32_t probe_timeout_ms;    /* 500 */
+  uint32_t indirect_checks;     /* 3 */
+  uint32_t gossip_interval_ms;  /* 200; 0 disables the gossip timer */
+  uint32_t gossip_nodes;        /* 3 */
+  uint32_t retransmit_mult;     /* 4: lambda in lambda*ceil(log10(n+1)) */
+  uint32_t suspicion_min_mult;  /* 2: min = mult*log10(n)*interval, >= 1 interval */
+  uint32_t suspicion_max_mult;  /* 6: max = mult*min */
+  uint32_t suspicion_confirm;   /* 3: confirmations that shrink max to min */
+  uint32_t awareness_max;       /* 8: Lifeguard local-health ceiling */
+  uint32_t pushpull_interval_ms;/* 30000, scaled up past 32 members */
+  uint32_t tombstone_ms;        /* 3600000: dead/left kept this long */
+  uint32_t reconnect_interval_ms;/* 10000: probe a tombstone this often */
+  uint32_t join_retry_ms;       /* 1000, doubling up to 30000 */
+  uint32_t max_payload;         /* SWIM_MAX_PAYLOAD */
+  const uint8_t *meta;          /* initial metadata, copied */
+  size_t meta_len;
+  /* Optional cache that interns alive records; many cores in one thread may
+   * share one (the simulator does) so each record is stored once. */
+  swim_rec_cache_t *cache;
+} swim_config_t;
+
+void swim_config_default(swim_config_t *cfg);
+
+/* If it fails, *out is NULL and nothing is kept. */
+int swim_new(swim_core_t **out, const swim_config_t *cfg,
+             const swim_callbacks_t *cb, void *ud, uint64_t now);
+void swim_free(swim_core_t *core);
+
+/* A datagram or a stream frame from `from`. On error the message is dropped
+ * whole, nothing about the view changes, and a per-reason counter grows. */
+int swim_recv(swim_core_t *core, const swim_addr_t *from, const uint8_t *buf,
+              size_t len, uint64_t now);
+void swim_tick(swim_core_t *core, uint64_t now);
+/* UINT64_MAX when nothing is scheduled (a stopped core). */
+uint64_t swim_next_deadline(const swim_core_t *core);
+
+/* Contact seeds (push-pull over the stream, else a ping) and keep retrying
+ * with backoff until one answers. */
+int swim_join(swim_core_t *core, const swim_addr_t *seeds, size_t n,
+              uint64_t now);
+/* Announce a signed leave. The core stays usable for a short while so the
+ * leave can spread; swim_leave_done() says when it has been sent out. */
+int swim_leave(swim_core_t *core, uint64_t now);
+int swim_leave_done(const swim_core_t *core);
+/* Replace this node's metadata (and optionally address) and gossip it. */
+int swim_set_meta(swim_core_t *core, const uint8_t *meta, size_t len,
+                  uint64_t now);
+int swim_set_addr(swim_core_t *core, const swim_addr_t *addr, uint64_t now);
+
+/* Members, this node included (always index 0). */
+size_t swim_member_count(const swim_core_t *core);
+int swim_member_at(const swim_core_t *core, size_t i, swim_member_t *out);
+int swim_member_find(const swim_core_t *core, const uint8_t id[SWIM_ID_LEN],
+                     swim_member_t *out);
+/* Members that are alive or suspect, this node included. */
+size_t swim_alive_count(const swim_core_t *core);
+swim_inc_t swim_self_inc(const swim_core_t *core);
+/* Lifeguard local-health multiplier, 0 (healthy) .. awareness_max. */
+uint32_t swim_local_health(const swim_core_t *core);
+
+#define SWIM_DROP_REASONS(X)                                                  \
+  X(MALFORMED, "malformed")                                                   \
+  X(TRUNCATED, "truncated")                                                   \
+  X(VERSION, "unknown_version")                                               \
+  X(OVERSIZE, "oversize")                                                     \
+  X(BADSIG, "bad_record_signature")                                           \
+  X(UNKNOWN_SENDER, "unknown_sender")
+#define SWIM_DROP_ENUM(n, s) SWIM_DROP_##n,
+enum { SWIM_DROP_REASONS(SWIM_DROP_ENUM) SWIM_DROP__COUNT };
+#undef SWIM_DROP_ENUM
+const char *swim_drop_name(int reason);
+
+typedef struct swim_stats {
+  uint64_t pkts_out, bytes_out, pkts_in, bytes_in;
+  uint64_t stream_out, stream_bytes_out, stream_in, stream_bytes_in;
+  uint64_t pings, ping_reqs, acks, nacks;
+  uint64_t probes, probes_failed;
+  uint64_t suspicions_raised, refutes, deaths_declared;
+  uint64_t updates_sent, updates_applied;
+  uint64_t dropped[SWIM_DROP__COUNT];
+} swim_stats_t;
+
+const swim_stats_t *swim_stats(const swim_core_t *core);
+
+/* Record cache (see swim_config_t.cache). Free it after every core that
+ * uses it. */
+swim_rec_cache_t *swim_rec_cache_new(void);
+void swim_rec_cache_free(swim_rec_cache_t *cache);
+size_t swim_rec_cache_size(const swim_rec_cache_t *cache);
+
+/* Bytes of memory that one member entry costs in a core, excluding its
+ * (shareable) alive record. */
+size_t swim_member_footprint(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
