@@ -975,11 +975,12 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
   } else {
     return 0;
   }
-  if (!u->sig)
-    return SWIM_EBADSIG;
-  return c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig) == 0
-             ? 0
-             : SWIM_EBADSIG;
+  int ok = u->kind == SWIM_UPD_ALIVE
+               ? c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig,
+                              u->name, u->name_len, u->meta, u->meta_len)
+               : c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig,
+                              NULL, 0, NULL, 0);
+  return ok == 0 ? 0 : SWIM_EBADSIG;
 }
 
 /* ---- probing ---- */
@@ -1656,6 +1657,15 @@ int swim_member_find(const swim_core_t *c, const uint8_t id[SWIM_ID_LEN],
                      swim_member_t *out) {
   uint32_t i = find8(c, swim_id8(id));
   if (i == NONE || memcmp(c->m[i].rec->id, id, SWIM_ID_LEN) != 0)
+    return SWIM_ENOTFOUND;
+  if (out)
+    fill_view(c, i, out);
+  return 0;
+}
+
+int swim_member_find8(const swim_core_t *c, uint64_t id8, swim_member_t *out) {
+  uint32_t i = find8(c, id8);
+  if (i == NONE)
     return SWIM_ENOTFOUND;
   if (out)
     fill_view(c, i, out);

@@ -129,12 +129,16 @@ typedef struct swim_callbacks {
   /* Optional: see the header comment. */
   void (*event)(void *ud, const swim_event_t *ev);
   /* Optional trust hooks. sign() signs this node's own alive and leave
-   * records; verify() checks a record claimed by `id`. Return 0 on success.
-   * Without them records travel unsigned and are accepted unsigned. */
+   * records; verify() checks a record claimed by `id` (`sig` is NULL when
+   * the record came unsigned). For an alive record, name and meta are the
+   * record's own (the runtime keeps the member's certificate in meta); for a
+   * leave they are NULL. Return 0 to accept. Without verify, records are
+   * accepted as they come. */
   int (*sign)(void *ud, uint8_t sig[SWIM_SIG_LEN], const uint8_t *msg,
               size_t len);
   int (*verify)(void *ud, const uint8_t id[SWIM_ID_LEN], const uint8_t *msg,
-                size_t len, const uint8_t sig[SWIM_SIG_LEN]);
+                size_t len, const uint8_t *sig, const char *name,
+                size_t name_len, const uint8_t *meta, size_t meta_len);
 } swim_callbacks_t;
 
 typedef struct swim_config {
@@ -197,6 +201,9 @@ size_t swim_member_count(const swim_core_t *core);
 int swim_member_at(const swim_core_t *core, size_t i, swim_member_t *out);
 int swim_member_find(const swim_core_t *core, const uint8_t id[SWIM_ID_LEN],
                      swim_member_t *out);
+/* By the first 8 bytes of the id, big-endian (what envelopes carry). */
+int swim_member_find8(const swim_core_t *core, uint64_t id8,
+                      swim_member_t *out);
 /* Members that are alive or suspect, this node included. */
 size_t swim_alive_count(const swim_core_t *core);
 swim_inc_t swim_self_inc(const swim_core_t *core);
