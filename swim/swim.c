@@ -1333,13 +1333,17 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
     }
   }
   if (h.type == SWIM_MSG_PUSHPULL) {
+    /* A stream arrives from an ephemeral port: answer the sender's
+     * advertised address, which its own state just told us. */
+    uint32_t si = find8(c, h.from8);
+    const swim_addr_t *to = si != NONE && si != 0 ? &c->m[si].rec->addr : from;
     if (!(h.flags & SWIM_PP_REPLY))
-      send_state(c, from, SWIM_PP_REPLY);
+      send_state(c, to, SWIM_PP_REPLY);
     if (c->joining) {
       c->joining = 0;
       logf_(c, SWIM_LOG_INFO, "joined: %u members known", c->alive_n);
     }
-    if (c->sync_want && memcmp(&c->sync_addr, from, sizeof *from) == 0)
+    if (c->sync_want && memcmp(&c->sync_addr, to, sizeof *to) == 0)
       c->sync_want = 0;
   } else {
     handle_hdr(c, from, &h);
@@ -1533,6 +1537,19 @@ int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
   c->join_backoff = c->cfg.join_retry_ms ? c->cfg.join_retry_ms : 1000;
   c->next_join = now;
   swim_tick(c, now);
+  return 0;
+}
+
+int swim_sync(swim_core_t *c, const swim_addr_t *to, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!to || !c->cb.send_stream)
+    return SWIM_EINVAL;
+  if (c->leaving)
+    return SWIM_ESTATE;
+  if (now > c->now)
+    c->now = now;
+  send_state(c, to, 0);
   return 0;
 }
 

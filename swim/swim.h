@@ -187,6 +187,10 @@ uint64_t swim_next_deadline(const swim_core_t *core);
  * with backoff until one answers. */
 int swim_join(swim_core_t *core, const swim_addr_t *seeds, size_t n,
               uint64_t now);
+/* Push this node's full state to `to` over the stream now (it answers with
+ * its own). The runtime calls it when a datagram comes from a sender it
+ * cannot authenticate yet: the exchange introduces the two. */
+int swim_sync(swim_core_t *core, const swim_addr_t *to, uint64_t now);
 /* Announce a signed leave. The core stays usable for a short while so the
  * leave can spread; swim_leave_done() says when it has been sent out. */
 int swim_leave(swim_core_t *core, uint64_t now);
