@@ -1109,11 +1109,11 @@ void swim_config_default(swim_config_t *cfg) {
   cfg->gossip_interval_ms = 200;
   cfg->gossip_nodes = 3;
   cfg->retransmit_mult = 4;
-  cfg->suspicion_min_mult = 2;
+  cfg->suspicion_min_mult = 1;
   cfg->suspicion_max_mult = 6;
   cfg->suspicion_confirm = 3;
   cfg->awareness_max = 8;
-  cfg->pushpull_interval_ms = 30000;
+  cfg->pushpull_interval_ms = 60000;
   cfg->tombstone_ms = 3600000;
   cfg->reconnect_interval_ms = 10000;
   cfg->join_retry_ms = 1000;
@@ -1228,7 +1228,7 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
     if (h->target8 != c->self8 && h->target8 != 0)
       return; /* meant for whoever had this address before */
     c->st.acks++;
-    swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, h->from8);
+    swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, 0);
     send_dgram(c, from, &a, NONE, 0);
     if (find8(c, h->from8) == NONE)
       want_sync(c, from);

@@ -152,11 +152,11 @@ typedef struct swim_config {
   uint32_t gossip_interval_ms;  /* 200; 0 disables the gossip timer */
   uint32_t gossip_nodes;        /* 3 */
   uint32_t retransmit_mult;     /* 4: lambda in lambda*ceil(log10(n+1)) */
-  uint32_t suspicion_min_mult;  /* 2: min = mult*log10(n)*interval, >= 1 interval */
+  uint32_t suspicion_min_mult;  /* 1: min = mult*max(1,log10(n))*interval */
   uint32_t suspicion_max_mult;  /* 6: max = mult*min */
   uint32_t suspicion_confirm;   /* 3: confirmations that shrink max to min */
   uint32_t awareness_max;       /* 8: Lifeguard local-health ceiling */
-  uint32_t pushpull_interval_ms;/* 30000, scaled up past 32 members */
+  uint32_t pushpull_interval_ms;/* 60000, scaled up past 32 members */
   uint32_t tombstone_ms;        /* 3600000: dead/left kept this long */
   uint32_t reconnect_interval_ms;/* 10000: probe a tombstone this often */
   uint32_t join_retry_ms;       /* 1000, doubling up to 30000 */

@@ -150,8 +150,8 @@ typedef struct lm_options {
   uint32_t probe_timeout_ms;  /* 500 */
   uint32_t indirect_checks;   /* 3 */
   uint32_t gossip_interval_ms;/* 200 */
-  uint32_t pushpull_interval_ms; /* 30000 */
-  uint32_t suspicion_min_mult;   /* 2 */
+  uint32_t pushpull_interval_ms; /* 60000 */
+  uint32_t suspicion_min_mult;   /* 1 */
   uint32_t tombstone_ms;         /* 3600000 */
   lm_event_cb on_event;
   void *event_ud;
