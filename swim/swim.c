@@ -217,6 +217,19 @@ static int state_newer(swim_inc_t ai, uint8_t as, swim_inc_t bi, uint8_t bs) {
   return c > 0 || (c == 0 && as > bs);
 }
 
+/* The next incarnation of this node; a version at its ceiling rolls into
+ * the next generation rather than wrapping below what was claimed. */
+static swim_inc_t inc_next(swim_inc_t i) {
+  if (i.ver == UINT32_MAX) {
+    if (i.gen < UINT32_MAX)
+      i.gen++;
+    i.ver = 0;
+  } else {
+    i.ver++;
+  }
+  return i;
+}
+
 static uint64_t rnd(swim_core_t *c, uint64_t n) {
   return n ? c->cb.rand64(c->ud) % n : 0;
 }
@@ -650,7 +663,9 @@ static int self_bump(swim_core_t *c, swim_inc_t above) {
   swim_inc_t inc = me->inc;
   if (inc_cmp(above, inc) > 0)
     inc = above;
-  inc.ver++;
+  inc = inc_next(inc);
+  if (inc_cmp(inc, above) <= 0)
+    return SWIM_ESTATE; /* {max, max} claimed: nothing can outrank it */
   swim__rec_t *r;
   int rc = self_record(c, inc, &r);
   if (rc)
@@ -969,9 +984,20 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
     id = u->id;
   } else if (u->kind == SWIM_UPD_LEFT) {
     uint32_t idx = find8(c, u->id8);
-    if (idx == NONE)
-      return 0; /* ignored anyway */
-    id = c->m[idx].rec->id;
+    if (idx != NONE) {
+      id = c->m[idx].rec->id;
+    } else {
+      /* the member may be introduced earlier in this very message */
+      id = NULL;
+      for (uint32_t i = c->scratch.n; i-- > 0;)
+        if (c->scratch.v[i].kind == SWIM_UPD_ALIVE &&
+            c->scratch.v[i].id8 == u->id8) {
+          id = c->scratch.v[i].id;
+          break;
+        }
+      if (!id)
+        return 0; /* unknown when applied, so ignored */
+    }
   } else {
     return 0;
   }
@@ -1089,7 +1115,9 @@ static void probe_end(swim_core_t *c) {
   /* Lifeguard: missing nacks mean our own links or CPU are the problem */
   int delta = 1;
   if (c->probe.nacks_expected)
-    delta = (int)(c->probe.nacks_expected - c->probe.nacks);
+    delta = c->probe.nacks < c->probe.nacks_expected
+                ? (int)(c->probe.nacks_expected - c->probe.nacks)
+                : 0; /* helpers answered: the target is the problem */
   lhm_add(c, delta);
   if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving)
     return;
@@ -1561,8 +1589,7 @@ int swim_leave(swim_core_t *c, uint64_t now) {
   if (now > c->now)
     c->now = now;
   member_t *me = &c->m[0];
-  swim_inc_t inc = me->inc;
-  inc.ver++;
+  swim_inc_t inc = inc_next(me->inc);
   uint8_t buf[64];
   swim_wbuf_t w;
   msgpack_packer pk;

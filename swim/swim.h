@@ -219,8 +219,7 @@ uint32_t swim_local_health(const swim_core_t *core);
   X(TRUNCATED, "truncated")                                                   \
   X(VERSION, "unknown_version")                                               \
   X(OVERSIZE, "oversize")                                                     \
-  X(BADSIG, "bad_record_signature")                                           \
-  X(UNKNOWN_SENDER, "unknown_sender")
+  X(BADSIG, "bad_record_signature")
 #define SWIM_DROP_ENUM(n, s) SWIM_DROP_##n,
 enum { SWIM_DROP_REASONS(SWIM_DROP_ENUM) SWIM_DROP__COUNT };
 #undef SWIM_DROP_ENUM

@@ -330,6 +330,21 @@ static int get_sig(const msgpack_object *o, const uint8_t **sig) {
   return 0;
 }
 
+/* The signed span runs from after the one-byte array header to the
+ * signature element, which must be the canonical bin8 (c4 40) or nil: any
+ * other width would shift the span, so it is refused. */
+static int sig_span(swim_upd_t *u) {
+  size_t sig_len = u->sig ? 2 + SWIM_SIG_LEN : 1;
+  if (u->raw_len < 1 + sig_len)
+    return SWIM_EMALFORMED;
+  const uint8_t *s = u->raw + u->raw_len - sig_len;
+  if (u->sig ? (s[0] != 0xc4 || s[1] != SWIM_SIG_LEN) : s[0] != 0xc0)
+    return SWIM_EMALFORMED;
+  u->signed_ptr = u->raw + 1;
+  u->signed_len = u->raw_len - 1 - sig_len;
+  return 0;
+}
+
 int swim_dec_hdr(const uint8_t *buf, size_t len, size_t *off,
                  msgpack_zone *zone, swim_hdr_t *h) {
   msgpack_object o;
@@ -406,9 +421,8 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
     u->name_len = e[2].via.str.size;
     u->meta = (const uint8_t *)e[6].via.bin.ptr;
     u->meta_len = e[6].via.bin.size;
-    size_t sig_len = u->sig ? 2 + SWIM_SIG_LEN : 1;
-    u->signed_ptr = u->raw + 1;
-    u->signed_len = u->raw_len - 1 - sig_len;
+    if (sig_span(u) != 0)
+      return SWIM_EMALFORMED;
     return 1;
   }
   case SWIM_UPD_SUSPECT:
@@ -422,9 +436,8 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
         get_u32(&e[2], &u->inc.gen) || get_u32(&e[3], &u->inc.ver) ||
         get_sig(&e[4], &u->sig))
       return SWIM_EMALFORMED;
-    size_t sig_len = u->sig ? 2 + SWIM_SIG_LEN : 1;
-    u->signed_ptr = u->raw + 1;
-    u->signed_len = u->raw_len - 1 - sig_len;
+    if (sig_span(u) != 0)
+      return SWIM_EMALFORMED;
     return 1;
   }
   case SWIM_UPD_DIGEST:
