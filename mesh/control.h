@@ -1,0 +1,90 @@
+/*
+ * control.h: the agent's control socket, both ends. A Unix stream socket
+ * carrying one JSON request per line and one JSON response per line (the
+ * protocol is described in docs/agent.md):
+ *
+ *   -> {"cmd":"members","id":7}
+ *   <- {"ok":true,"id":7,"members":[{"name":"n1",...}]}
+ *
+ * The server side runs on the agent's libuv loop and never blocks it: a
+ * client that sends a line longer than LM__CTL_LINE_MAX is told so and
+ * disconnected, one that stops reading is disconnected once its unread
+ * replies pass LM__CTL_BACKLOG_MAX, and at most LM__CTL_CLIENTS_MAX clients
+ * are served at once. The client side is a plain blocking call with a
+ * timeout, for the CLI.
+ *
+ * Also here: the JSON shape of a member (INTERFACES.md, `members -o json`)
+ * and RFC 3339 time stamps, so agent and client format them one way.
+ *
+ * Must never depend on node.c's or swim/'s internals: the public API's
+ * value types (lm_member_t) only, plus libuv and jansson.
+ */
+#ifndef LIVEMESH_MESH_CONTROL_H
+#define LIVEMESH_MESH_CONTROL_H
+
+#include <jansson.h>
+#include <livemesh/livemesh.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM__CTL_LINE_MAX (64 * 1024)
+#define LM__CTL_BACKLOG_MAX (8u * 1024 * 1024)
+#define LM__CTL_CLIENTS_MAX 256
+
+typedef struct lm__ctl_server lm__ctl_server_t;
+
+/* One request. `conn_id` names the connection it came on; pass it to
+ * lm__ctl_reply, now or later (a reply to a connection that has gone away
+ * is dropped). `req` is borrowed for the duration of the call. */
+typedef void (*lm__ctl_request_cb)(lm__ctl_server_t *srv, uint64_t conn_id,
+                                   json_t *req, void *ud);
+typedef void (*lm__ctl_log_cb)(void *ud, int level, const char *msg);
+
+/* Listens on `path`: mode 0600, or 0660 owned by `group` when group is not
+ * NULL. A socket file left by a dead process is replaced; a live one is
+ * refused. On failure returns a negative errno-style code and a message for
+ * people in `err`. */
+int lm__ctl_server_new(lm__ctl_server_t **out, uv_loop_t *loop,
+                       const char *path, const char *group,
+                       lm__ctl_request_cb on_request, lm__ctl_log_cb log,
+                       void *ud, char *err, size_t errcap);
+/* Sends `resp` (reference stolen) on connection `conn_id`, with "id" set
+ * to `id` (borrowed; the request's "id", echoed so a client may pipeline)
+ * unless it is NULL. Returns 0, or -1 if the connection is gone. */
+int lm__ctl_reply(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
+                  json_t *resp);
+/* {"ok":false,"error":msg} */
+int lm__ctl_reply_error(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
+                        const char *msg);
+size_t lm__ctl_client_count(const lm__ctl_server_t *srv);
+/* Stops listening, removes the socket file (if it is still ours), flushes
+ * pending replies for up to a second, closes every connection and frees the
+ * server; `cb` runs once all of that is done. */
+void lm__ctl_server_close(lm__ctl_server_t *srv, void (*cb)(void *ud),
+                          void *ud);
+
+/* Client: connect to `path`, send `req` as one line, read one line back.
+ * 0 on success (*resp set, a new reference); otherwise -1 with a message in
+ * `err` (the agent is not running, timed out, bad answer...). */
+int lm__ctl_call(const char *path, const json_t *req, json_t **resp,
+                 int timeout_ms, char *err, size_t errcap);
+/* The socket a client should use: `flag` if given, else LIVEMESH_SOCKET,
+ * else the default path. */
+void lm__ctl_client_path(const char *flag, char *out, size_t cap);
+
+/* A member as `livemesh members -o json` shows it. */
+json_t *lm__member_json(const lm_member_t *m);
+/* "2026-11-22T01:02:03.456Z" from unix milliseconds; `out` >= 32 bytes. */
+void lm__rfc3339(char *out, size_t cap, int64_t unix_ms);
+int64_t lm__unix_ms(void);
+/* Hex of `n` bytes; `out` >= 2n+1 bytes. */
+void lm__hex(char *out, const uint8_t *p, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

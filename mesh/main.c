@@ -1,0 +1,84 @@
+/*
+ * main.c: the `livemesh` binary: picks the subcommand and hands over. The
+ * agent (agent.c), the client commands and keygen (cli.c) and the demo
+ * (demo.c) live in their own files; this one only knows their names.
+ *
+ * Must never depend on anything but config.h's entry points and the public
+ * API's version string.
+ */
+#include <livemesh/livemesh.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+typedef struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command_t;
+
+static const command_t COMMANDS[] = {
+    {"agent", lm__cmd_agent, "run a node of the mesh (a daemon)"},
+    {"members", lm__cmd_members, "list the members the local agent sees"},
+    {"leave", lm__cmd_leave, "make the local agent leave the mesh and exit"},
+    {"stats", lm__cmd_stats, "the local agent's counters"},
+    {"ping", lm__cmd_ping, "check that the local agent answers"},
+    {"keygen", lm__cmd_keygen, "create cluster keys, node keys and "
+                               "certificates, cluster secrets"},
+    {"demo", lm__cmd_demo, "a local mesh on loopback, shown live"},
+};
+
+/* Part of the documented interface, but not built yet: say so plainly
+ * rather than "unknown command". */
+static const char *const LATER[] = {"services", "is-up", "watch",
+                                    "register", "pass", "deregister"};
+
+static void usage(FILE *f) {
+  fprintf(f, "Usage: livemesh COMMAND [FLAGS]\n\n"
+             "livemesh: a gossip-based, peer-to-peer liveness mesh.\n\n"
+             "Commands:\n");
+  for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+    fprintf(f, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+  fprintf(f, "\n`livemesh COMMAND --help` tells more. Try `livemesh demo`.\n"
+             "Exit status: 0 done, 1 failed, 2 usage error or agent not "
+             "reachable.\n");
+}
+
+int main(int argc, char **argv) {
+  /* a client that hangs up must not kill the agent writing to it */
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    usage(stderr);
+    return LM__EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    if (argc > 2 && strcmp(cmd, "help") == 0) {
+      char *sub[] = {argv[2], "--help", NULL};
+      for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(COMMANDS[i].name, argv[2]))
+          return COMMANDS[i].run(2, sub);
+    }
+    usage(stdout);
+    return LM__EXIT_OK;
+  }
+  if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") ||
+      !strcmp(cmd, "version")) {
+    printf("livemesh %s\n", lm_version());
+    return LM__EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+    if (!strcmp(COMMANDS[i].name, cmd))
+      return COMMANDS[i].run(argc - 1, argv + 1);
+  for (size_t i = 0; i < sizeof LATER / sizeof LATER[0]; i++)
+    if (!strcmp(LATER[i], cmd)) {
+      fprintf(stderr, "livemesh: \"%s\" is not available yet: services come "
+              "in a later version\n", cmd);
+      return LM__EXIT_USAGE;
+    }
+  fprintf(stderr, "livemesh: unknown command \"%s\" (see livemesh --help)\n",
+          cmd);
+  return LM__EXIT_USAGE;
+}
