@@ -64,11 +64,6 @@ typedef struct agent {
   size_t nwaiters;
   int64_t started_ms;
   int exit_code;
-  /* ids of the members met so far, sorted: the runtime reports a member
-   * never seen before as coming back from dead, and the log should say
-   * "joined" for those */
-  uint8_t (*seen)[LM_ID_LEN];
-  size_t nseen, capseen;
 } agent_t;
 
 /* ---- logging ---- */
@@ -403,54 +398,13 @@ static int bump_generation(agent_t *a, char *err, size_t cap) {
 
 /* ---- events ---- */
 
-static int id_cmp(const void *x, const void *y) {
-  return memcmp(x, y, LM_ID_LEN);
-}
-
-/* 1 if `id` was new (and is now remembered), 0 if already seen. */
-static int remember(agent_t *a, const uint8_t id[LM_ID_LEN]) {
-  size_t lo = 0, hi = a->nseen;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    int c = memcmp(a->seen[mid], id, LM_ID_LEN);
-    if (c == 0)
-      return 0;
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (a->nseen == a->capseen) {
-    size_t cap = a->capseen ? a->capseen * 2 : 64;
-    void *v = realloc(a->seen, cap * sizeof *a->seen);
-    if (!v)
-      return 1;
-    a->seen = v;
-    a->capseen = cap;
-  }
-  memmove(a->seen[lo + 1], a->seen[lo], (a->nseen - lo) * sizeof *a->seen);
-  memcpy(a->seen[lo], id, LM_ID_LEN);
-  a->nseen++;
-  return 1;
-}
-
-static void forget(agent_t *a, const uint8_t id[LM_ID_LEN]) {
-  uint8_t(*p)[LM_ID_LEN] = bsearch(id, a->seen, a->nseen, sizeof *a->seen,
-                                    id_cmp);
-  if (!p)
-    return;
-  size_t i = (size_t)(p - a->seen);
-  memmove(a->seen[i], a->seen[i + 1], (a->nseen - i - 1) * sizeof *a->seen);
-  a->nseen--;
-}
-
 static void on_event(lm_node_t *node, const lm_event_t *ev, void *ud) {
   (void)node;
   agent_t *a = ud;
   const lm_member_t *m = &ev->member;
   switch (ev->kind) {
   case LM_EV_JOIN:
-    if (remember(a, m->id))
+    if (ev->fresh)
       alog(a, LM_LOG_INFO, "member %s joined at %s (generation %u)", m->name,
            m->addr, m->generation);
     else
@@ -475,7 +429,6 @@ static void on_event(lm_node_t *node, const lm_event_t *ev, void *ud) {
          "%u)", m->version);
     break;
   case LM_EV_REAPED:
-    forget(a, m->id);
     alog(a, LM_LOG_DEBUG, "forgot member %s", m->name);
     break;
   }
@@ -572,7 +525,7 @@ static void begin_stop(agent_t *a, const char *why) {
 
 typedef struct reload_ctx {
   agent_t *a;
-  int restart_needed;
+  int restart_needed, applied;
 } reload_ctx_t;
 
 static void on_diff(void *ud, const char *key, const char *old_v,
@@ -598,6 +551,7 @@ static int key_in(const uint8_t *k, uint8_t (*set)[LM_PUBLICKEY_BYTES],
 static void reload_keys(agent_t *a, const lm__config_t *nc,
                         reload_ctx_t *r) {
   char err[512];
+  int rc;
   uint8_t(*keys)[LM_PUBLICKEY_BYTES] = NULL;
   size_t n = 0;
   if (load_trusted(&nc->cluster_keys, &keys, &n, err, sizeof err)) {
@@ -621,15 +575,23 @@ static void reload_keys(agent_t *a, const lm__config_t *nc,
       snprintf(removed + k, sizeof removed - k, "%s%s", k ? ", " : "", t);
     }
   if (added[0] || removed[0]) {
-    r->restart_needed++;
-    alog(a, LM_LOG_WARN, "reload: trusted cluster keys changed (added: %s; "
-         "removed: %s) but a running node cannot change its trusted keys "
-         "(the runtime has no lm_node_set_trusted()); restart the agent to "
-         "apply them", added[0] ? added : "none",
-         removed[0] ? removed : "none");
-    if (check_cert(&a->cert, a->cfg.node_cert, keys, n, err, sizeof err))
-      alog(a, LM_LOG_ERROR, "reload: with the new keys, %s: a restart would "
-           "fail", err);
+    if (check_cert(&a->cert, a->cfg.node_cert, keys, n, err, sizeof err)) {
+      alog(a, LM_LOG_ERROR, "reload: with the new keys, %s; the trusted keys "
+           "stay as they are", err);
+    } else if ((rc = lm_node_set_trusted(a->node,
+                                         (const uint8_t(*)[32])keys, n))) {
+      alog(a, LM_LOG_ERROR, "reload: cannot apply the new trusted keys: %s",
+           lm_strerror(rc));
+    } else {
+      alog(a, LM_LOG_INFO, "reload: trusted cluster keys now in force "
+           "(added: %s; removed: %s)", added[0] ? added : "none",
+           removed[0] ? removed : "none");
+      free(a->trusted);
+      a->trusted = keys;
+      a->ntrusted = n;
+      keys = NULL;
+      r->applied++;
+    }
   }
   free(keys);
 }
@@ -677,7 +639,7 @@ static void reload(agent_t *a) {
          err);
     return;
   }
-  reload_ctx_t r = {a, 0};
+  reload_ctx_t r = {a, 0, 0};
   int applied = 0;
   if (nc.log_level != a->log_level) {
     int old = a->log_level;
@@ -685,6 +647,8 @@ static void reload(agent_t *a) {
     alog(a, LM_LOG_INFO, "reload: log level %s -> %s", lm__log_level_name(old),
          lm__log_level_name(nc.log_level));
     a->log_level = a->cfg.log_level = nc.log_level;
+    if (a->node)
+      lm_node_set_log_level(a->node, a->log_level);
     applied++;
   }
   if (nc.log_format != a->log_format) {
@@ -695,6 +659,7 @@ static void reload(agent_t *a) {
   }
   reload_keys(a, &nc, &r);
   reload_cert(a, &nc, &r);
+  applied += r.applied;
   /* seeds that were not there before: join through them now */
   const char *fresh[64];
   size_t nf = 0;
@@ -859,26 +824,19 @@ static void on_request(lm__ctl_server_t *srv, uint64_t conn, json_t *req,
  * with EADDRINUSE and another try picks another port. */
 static int start_node(agent_t *a, const lm_options_t *o, char *err,
                       size_t cap) {
-  size_t bl = strlen(a->cfg.bind);
-  int tries = bl > 2 && !strcmp(a->cfg.bind + bl - 2, ":0") ? 8 : 1;
-  for (int t = 1;; t++) {
-    int rc = lm_node_new(&a->node, &a->loop, o);
-    if (rc) {
-      errf(err, cap, "cannot create the node: %s", lm_strerror(rc));
-      return -1;
-    }
-    if ((rc = lm_node_start(a->node)) == 0)
-      return 0;
+  int rc = lm_node_new(&a->node, &a->loop, o);
+  if (rc) {
+    errf(err, cap, "cannot create the node: %s", lm_strerror(rc));
+    return -1;
+  }
+  if ((rc = lm_node_start(a->node)) != 0) {
     lm_node_close(a->node, NULL, NULL);
     a->node = NULL;
-    if (rc != UV_EADDRINUSE || t >= tries) {
-      errf(err, cap, "cannot start the node on %s: %s", a->cfg.bind,
-           lm_strerror(rc));
-      return -1;
-    }
-    alog(a, LM_LOG_DEBUG, "the port picked for UDP was taken for TCP; "
-         "trying another");
+    errf(err, cap, "cannot start the node on %s: %s", a->cfg.bind,
+         lm_strerror(rc));
+    return -1;
   }
+  return 0;
 }
 
 static void agent_free(agent_t *a) {
@@ -886,7 +844,6 @@ static void agent_free(agent_t *a) {
   lm_identity_wipe(&a->id);
   sodium_memzero(a->secret, sizeof a->secret);
   free(a->trusted);
-  free(a->seen);
   if (a->lock_fd >= 0)
     close(a->lock_fd);
   lm__config_free(&a->cfg);
@@ -983,7 +940,7 @@ int lm__cmd_agent(int argc, char **argv) {
   o.event_ud = &a;
   o.log = on_node_log;
   o.log_ud = &a;
-  o.log_level = LM_LOG_DEBUG;
+  o.log_level = a.log_level;
   rc = start_node(&a, &o, err, sizeof err);
   /* the node keeps its own copy of the secrets */
   lm_identity_wipe(&a.id);

@@ -400,17 +400,10 @@ static int start_node(demo_t *d, int i, const char *seed) {
     o->view[j] = UNKNOWN;
   o->view[i] = LM_ALIVE;
   o->leaving = 0;
-  int rc;
-  /* port 0: UDP picks the port, TCP must get the same one, and some TCP
-   * socket may hold it already; another try picks another port */
-  for (int t = 0; t < 8; t++) {
-    rc = lm_node_new(&o->node, &d->loop, &opt);
-    if (rc == 0 && (rc = lm_node_start(o->node)) != 0) {
-      lm_node_close(o->node, NULL, NULL);
-      o->node = NULL;
-    }
-    if (rc != UV_EADDRINUSE)
-      break;
+  int rc = lm_node_new(&o->node, &d->loop, &opt);
+  if (rc == 0 && (rc = lm_node_start(o->node)) != 0) {
+    lm_node_close(o->node, NULL, NULL);
+    o->node = NULL;
   }
   if (rc == 0)
     rc = lm_node_bound_addr(o->node, o->addr, sizeof o->addr);

@@ -287,6 +287,7 @@ static void core_event(void *ud, const swim_event_t *ev) {
   lm_event_t *e = &n->evs[n->nev++];
   e->kind = (lm_event_kind_t)ev->kind;
   e->old_status = (lm_status_t)ev->old_status;
+  e->fresh = ev->fresh;
   to_member(n, &ev->member, &e->member);
   nlog(n, LM_LOG_DEBUG, "%s %s -> %s", e->member.name,
        swim_status_name(ev->old_status), swim_status_name(ev->member.status));
@@ -957,6 +958,61 @@ fail:
   return rc;
 }
 
+/* UDP and TCP share one port. With port 0 the kernel picks a UDP port that
+ * a TCP socket may already hold, so the pair is bound with plain sockets
+ * (a few picks if need be) and then handed to libuv. */
+static int bind_both(lm_node_t *n, struct sockaddr_storage *bound) {
+  int any = ((struct sockaddr_in *)&n->bind_sa)->sin_port == 0;
+  int fam = n->bind_sa.ss_family, one = 1, ufd = -1, tfd = -1, rc = 0;
+  socklen_t slen = fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+  for (int attempt = 0; attempt < (any ? 16 : 1); attempt++) {
+    ufd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    tfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t blen = sizeof *bound;
+    if (ufd < 0 || tfd < 0 ||
+        setsockopt(ufd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(ufd, (struct sockaddr *)&n->bind_sa, slen) ||
+        getsockname(ufd, (struct sockaddr *)bound, &blen) ||
+        bind(tfd, (struct sockaddr *)bound, slen)) {
+      rc = uv_translate_sys_error(errno);
+      if (ufd >= 0)
+        close(ufd);
+      if (tfd >= 0)
+        close(tfd);
+      ufd = tfd = -1;
+      if (rc == UV_EADDRINUSE && any)
+        continue;
+      return rc;
+    }
+    break;
+  }
+  if (ufd < 0)
+    return rc;
+  if ((rc = uv_udp_init(n->loop, &n->udp))) {
+    close(ufd);
+    close(tfd);
+    return rc;
+  }
+  n->udp.data = n;
+  if ((rc = uv_udp_open(&n->udp, ufd))) {
+    close(ufd);
+    close(tfd);
+    return rc;
+  }
+  if ((rc = uv_tcp_init(n->loop, &n->listener))) {
+    close(tfd);
+    return rc;
+  }
+  n->listener.data = n;
+  if ((rc = uv_tcp_open(&n->listener, tfd))) {
+    close(tfd);
+    return rc;
+  }
+  return uv_listen((uv_stream_t *)&n->listener, 128, on_accept);
+}
+
 static void thread_main(void *arg) {
   lm_node_t *n = arg;
   uv_run(n->loop, UV_RUN_DEFAULT);
@@ -977,22 +1033,8 @@ int lm_node_start(lm_node_t *n) {
     n->async.data = n;
   }
   n->udp.data = n->listener.data = n->timer.data = n->housekeeping.data = NULL;
-  if ((rc = uv_udp_init(n->loop, &n->udp)))
-    goto fail;
-  n->udp.data = n;
-  if ((rc = uv_udp_bind(&n->udp, (struct sockaddr *)&n->bind_sa,
-                        UV_UDP_REUSEADDR)))
-    goto fail;
-  /* The stream listens on the port UDP got (port 0 picks one for both). */
   struct sockaddr_storage bound;
-  int blen = sizeof bound;
-  if ((rc = uv_udp_getsockname(&n->udp, (struct sockaddr *)&bound, &blen)))
-    goto fail;
-  if ((rc = uv_tcp_init(n->loop, &n->listener)))
-    goto fail;
-  n->listener.data = n;
-  if ((rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&bound, 0)) ||
-      (rc = uv_listen((uv_stream_t *)&n->listener, 128, on_accept)))
+  if ((rc = bind_both(n, &bound)))
     goto fail;
   if ((rc = uv_udp_recv_start(&n->udp, on_alloc, on_udp)))
     goto fail;
@@ -1205,6 +1247,35 @@ void lm_node_close(lm_node_t *n, lm_done_cb cb, void *ud) {
     do_close(n);
 }
 
+int lm_node_set_trusted(lm_node_t *n,
+                        const uint8_t (*trusted)[LM_PUBLICKEY_BYTES],
+                        size_t ntrusted) {
+  if (forked(n))
+    return LM_EFORKED;
+  if (!trusted || !ntrusted)
+    return LM_EINVAL;
+  lm_trust_set_t ts;
+  lm_trust_set_init(&ts);
+  for (size_t i = 0; i < ntrusted; i++)
+    if (lm_trust_set_add(&ts, trusted[i]))
+      return LM_EINVAL;
+  if (lm_cert_verify(&ts, &n->cert, (uint64_t)time(NULL)) != 0)
+    return LM_ECERT; /* we would refuse our own record */
+  uv_mutex_lock(&n->mu);
+  n->trust = ts;
+  uv_mutex_unlock(&n->mu);
+  return 0;
+}
+
+int lm_node_set_log_level(lm_node_t *n, int level) {
+  if (forked(n))
+    return LM_EFORKED;
+  if (level < LM_LOG_ERROR || level > LM_LOG_DEBUG)
+    return LM_EINVAL;
+  n->opt.log_level = level;
+  return 0;
+}
+
 /* ---- reading ---- */
 
 int lm_node_members(lm_node_t *n, lm_member_t **out, size_t *count) {
@@ -1282,6 +1353,7 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->tcp_frames_in = n->tcp_frames_in;
   o->tcp_bytes_in = n->tcp_bytes_in;
   o->send_errors = n->send_errors;
+  o->conns_refused = n->conn_refused;
   for (int i = 0; i < LM_TRUST_ERR_COUNT; i++) {
     if (!n->drops[i])
       continue;

@@ -76,7 +76,7 @@ typedef struct leftsig {
 } leftsig_t;
 
 typedef struct evq {
-  uint8_t kind, old;
+  uint8_t kind, old, fresh;
   uint32_t midx;
   uint64_t id8;
 } evq_t;
@@ -350,7 +350,7 @@ static uint32_t add_member(swim_core_t *c, swim__rec_t *rec) {
 /* ---- events ---- */
 
 static void ev_push(swim_core_t *c, uint8_t kind, uint32_t midx, uint8_t old) {
-  evq_t e = {kind, old, midx, c->m[midx].id8};
+  evq_t e = {kind, old, 0, midx, c->m[midx].id8};
   (void)VEC_PUSH(c->ev, e);
 }
 
@@ -396,6 +396,7 @@ static void flush(swim_core_t *c) {
       swim_event_t ev;
       ev.kind = (swim_event_kind_t)e->kind;
       ev.old_status = (swim_status_t)e->old;
+      ev.fresh = e->fresh;
       fill_view(c, e->midx, &ev.member);
       c->cb.event(c->ud, &ev);
     }
@@ -871,7 +872,9 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
     swim__rec_put(r);
     return;
   }
-  ev_push(c, SWIM_EV_JOIN, idx, SWIM_DEAD);
+  ev_push(c, SWIM_EV_JOIN, idx, SWIM_ALIVE);
+  if (c->ev.n)
+    c->ev.v[c->ev.n - 1].fresh = 1;
   enqueue(c, idx, SWIM_UPD_ALIVE, 0);
   c->st.updates_applied++;
 }

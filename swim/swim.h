@@ -109,7 +109,8 @@ typedef enum swim_event_kind {
 
 typedef struct swim_event {
   swim_event_kind_t kind;
-  swim_status_t old_status;
+  swim_status_t old_status; /* meaningless when fresh */
+  int fresh;                /* JOIN of a member this core never knew */
   swim_member_t member; /* state at delivery time */
 } swim_event_t;
 
@@ -215,10 +216,10 @@ swim_inc_t swim_self_inc(const swim_core_t *core);
 uint32_t swim_local_health(const swim_core_t *core);
 
 #define SWIM_DROP_REASONS(X)                                                  \
-  X(MALFORMED, "malformed")                                                   \
-  X(TRUNCATED, "truncated")                                                   \
-  X(VERSION, "unknown_version")                                               \
-  X(OVERSIZE, "oversize")                                                     \
+  X(MALFORMED, "payload_malformed")                                           \
+  X(TRUNCATED, "payload_truncated")                                           \
+  X(VERSION, "payload_version")                                               \
+  X(OVERSIZE, "payload_oversize")                                             \
   X(BADSIG, "bad_record_signature")
 #define SWIM_DROP_ENUM(n, s) SWIM_DROP_##n,
 enum { SWIM_DROP_REASONS(SWIM_DROP_ENUM) SWIM_DROP__COUNT };

@@ -335,8 +335,13 @@ cp "$T/keys-other/cluster.pub" "$T/d4/trusted.pub"
 kill -HUP "$A4"
 for _ in $(seq 30); do grep -q 'reload: [0-9]* change' "$T/n4.log" && break; sleep 0.1; done
 has "$T/n4.log" 'reload: log level info -> debug' "SIGHUP applies the new log level"
-has "$T/n4.log" 'trusted cluster keys changed .*lm_node_set_trusted' "SIGHUP reports changed cluster keys (no runtime API to apply them)"
-has "$T/n4.log" 'not issued by any trusted cluster key.*a restart would fail' "SIGHUP warns the new keys would refuse this node"
+has "$T/n4.log" 'not issued by any trusted cluster key.*the trusted keys stay as they are' "SIGHUP refuses trusted keys that would not admit this node itself"
+# rotation: trust the old and the new cluster key together, live
+cp "$T/keys/cluster.pub" "$T/d4/old.pub"
+echo '{"log_level": "debug", "cluster_keys": ["'"$T"'/d4/old.pub", "'"$T"'/d4/trusted.pub"], "tombstone_ms": 5000}' >"$T/n4.json"
+kill -HUP "$A4"
+for _ in $(seq 30); do grep -q 'trusted cluster keys now in force' "$T/n4.log" && break; sleep 0.1; done
+has "$T/n4.log" 'trusted cluster keys now in force .added: [A-Za-z0-9_-]+; removed: none.' "SIGHUP applies a new trusted cluster key without a restart"
 has "$T/n4.log" 'reload: tombstone_ms changed from null to 5000; it takes effect when the agent restarts' "SIGHUP names settings that need a restart"
 echo '{"log_level": 7}' >"$T/n4.json"
 kill -HUP "$A4"

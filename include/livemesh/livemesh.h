@@ -125,7 +125,8 @@ typedef enum lm_event_kind {
 
 typedef struct lm_event {
   lm_event_kind_t kind;
-  lm_status_t old_status;
+  lm_status_t old_status; /* meaningless when fresh */
+  int fresh;              /* LM_EV_JOIN of a member never seen before */
   lm_member_t member;
 } lm_event_t;
 
@@ -186,12 +187,20 @@ int lm_node_self(lm_node_t *node, lm_member_t *out);
 int lm_node_bound_addr(lm_node_t *node, char *out, size_t cap);
 /* Replace this node's application metadata (<= 256 bytes) and gossip it. */
 int lm_node_set_meta(lm_node_t *node, const uint8_t *meta, size_t len);
+/* Replace the trusted cluster keys (key rotation without a restart). The
+ * node's own certificate must still verify under the new set. Members
+ * already admitted stay; new records are checked against the new set. */
+int lm_node_set_trusted(lm_node_t *node,
+                        const uint8_t (*trusted)[LM_PUBLICKEY_BYTES],
+                        size_t ntrusted);
+/* Change which log lines reach the log callback. */
+int lm_node_set_log_level(lm_node_t *node, int level);
 
 typedef struct lm_stats {
   uint64_t udp_pkts_out, udp_bytes_out, udp_pkts_in, udp_bytes_in;
   uint64_t tcp_frames_out, tcp_bytes_out, tcp_frames_in, tcp_bytes_in;
   uint64_t probes, probes_failed, suspicions_raised, refutes;
-  uint64_t send_errors;
+  uint64_t send_errors, conns_refused;
   uint32_t local_health;
   size_t members, alive;
   uint64_t dropped_total;
