@@ -27,7 +27,6 @@
 
 #define EXIT_USAGE 2
 #define AUTO_BOOTSTRAP_ABOVE 2000
-#define SLOW_BOOTSTRAP_MAX 3000
 #define POLL_MS 100
 
 /* ------------------------------------------------------------- actions -- */
@@ -1268,11 +1267,6 @@ int main(int argc, char **argv) {
   o.lat_max_ms = st.lat_max;
   o.seeds = st.seeds;
   int bootstrap = st.mode < 0 ? st.nodes > AUTO_BOOTSTRAP_ABOVE : st.mode;
-  if (bootstrap && !lm_sim_has_fast_bootstrap() &&
-      st.nodes > SLOW_BOOTSTRAP_MAX)
-    die("a bootstrap start of %u nodes needs the core's swim_bootstrap_from() "
-        "(without it memory grows as N^2); use --join or at most %u nodes",
-        st.nodes, SLOW_BOOTSTRAP_MAX);
   o.bootstrap = bootstrap;
   if (st.probe_set)
     o.base.probe_interval_ms = st.probe_ms;

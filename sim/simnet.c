@@ -18,13 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* swim_bootstrap_from() is the core's "start converged" helper: no events,
- * nothing queued for gossip, tables sized once. It is referenced weakly so
- * that the simulator still builds and runs against a core without it, and
- * then falls back to bootstrap_by_frame(). */
-extern int swim_bootstrap_from(swim_core_t *core, const swim_core_t *from,
-                               uint64_t now) __attribute__((weak));
-
 /* ---------------------------------------------------------------- PRNG -- */
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -886,17 +879,6 @@ static void boot_drop_all(lm_sim_t *sim) {
   sim->boot_head = sim->boot_tail = NULL;
 }
 
-static pkt_t *boot_pop(lm_sim_t *sim) {
-  pkt_t *p = sim->boot_head;
-  if (p) {
-    sim->boot_head = p->next;
-    if (!sim->boot_head)
-      sim->boot_tail = NULL;
-    p->next = NULL;
-  }
-  return p;
-}
-
 static int bootstrap_by_helper(lm_sim_t *sim) {
   swim_core_t *c0 = sim->nodes[0].core;
   for (uint32_t i = 1; i < sim->n; i++)
@@ -908,50 +890,12 @@ static int bootstrap_by_helper(lm_sim_t *sim) {
   return 0;
 }
 
-/* Without the helper: every node joins node 0 with no delay and no loss, so
- * node 0 learns everyone from the join frames; node 0's last join reply
- * then holds the whole view, and that one frame is handed to every node as
- * if it were its own reply. Correct, but each core decodes N records and
- * queues all of them for gossip, so the run starts with a join storm. */
-static void bootstrap_by_frame(lm_sim_t *sim) {
-  swim_addr_t a0;
-  addr_of(0, &a0);
-  pkt_t *full = NULL;
-  for (uint32_t i = 1; i < sim->n; i++) {
-    swim_join(sim->nodes[i].core, &a0, 1, sim->now);
-    pkt_t *p;
-    while ((p = boot_pop(sim))) {
-      if (p->to == 0 && p->from != 0) {
-        swim_addr_t from;
-        addr_of(p->from, &from);
-        swim_recv(sim->nodes[0].core, &from, p->data, p->len, sim->now);
-        free(p);
-      } else if (p->from == 0 && p->stream) {
-        free(full);
-        full = p;
-      } else {
-        free(p);
-      }
-    }
-  }
-  if (full) {
-    for (uint32_t i = 1; i < sim->n; i++) {
-      swim_recv(sim->nodes[i].core, &a0, full->data, full->len, sim->now);
-      boot_drop_all(sim);
-    }
-    free(full);
-  }
-}
-
 /* Every node starts knowing every other one as alive. Whatever the cores
  * say meanwhile is dropped and no event counts. */
 static int bootstrap(lm_sim_t *sim) {
   int rc = 0;
   sim->booting = 1;
-  if (swim_bootstrap_from)
-    rc = bootstrap_by_helper(sim);
-  else
-    bootstrap_by_frame(sim);
+  rc = bootstrap_by_helper(sim);
   boot_drop_all(sim);
   sim->booting = 0;
   for (uint32_t i = 0; i < sim->n; i++)
@@ -960,8 +904,6 @@ static int bootstrap(lm_sim_t *sim) {
 }
 
 /* ----------------------------------------------------------- lifecycle -- */
-
-int lm_sim_has_fast_bootstrap(void) { return swim_bootstrap_from != NULL; }
 
 void lm_sim_opts_default(lm_sim_opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -978,10 +920,8 @@ void lm_sim_opts_default(lm_sim_opts_t *o) {
 }
 
 lm_sim_t *lm_sim_new(const lm_sim_opts_t *o) {
-  /* Without the core's helper, bootstrap goes through a push-pull frame. */
   if (!o || o->nodes == 0 || o->nodes >= (1u << 24) - 1 || o->loss < 0 ||
-      o->loss > 1 || o->lat_max_ms < o->lat_min_ms ||
-      (o->bootstrap && !o->streams && !swim_bootstrap_from))
+      o->loss > 1 || o->lat_max_ms < o->lat_min_ms)
     return NULL;
   lm_sim_t *sim = calloc(1, sizeof *sim);
   if (!sim)

@@ -95,11 +95,6 @@ void lm_sim_opts_default(lm_sim_opts_t *o);
  * every other one as alive at lm_sim_now(); in join mode the seeds' joins
  * have been issued and the clock has not moved. */
 lm_sim_t *lm_sim_new(const lm_sim_opts_t *o);
-/* 1 when the core has swim_bootstrap_from(), which makes a bootstrap start
- * cost O(N) per node with nothing queued. Without it a bootstrap start goes
- * through a push-pull frame: every core decodes N records and keeps the
- * decode scratch, O(N^2) memory, fine for a few thousand nodes only. */
-int lm_sim_has_fast_bootstrap(void);
 void lm_sim_free(lm_sim_t *sim);
 
 uint32_t lm_sim_size(const lm_sim_t *sim);

@@ -27,6 +27,8 @@
 #define SUSP_MAX_K 8      /* confirmations tracked per suspicion */
 #define MAX_EXTRAS 4      /* records a reply carries for its requester */
 #define SYNC_MIN_GAP_MS 2000
+#define SOON_PROBERS 8     /* members expected to probe a new suspect early */
+#define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 
 enum { M_FREE = 0x1, M_QUEUED = 0x2, M_PROBE_SOON = 0x4, M_REAPED = 0x8 };
 
@@ -57,6 +59,7 @@ typedef struct bqueue {
 typedef struct susp {
   uint32_t midx;
   uint32_t k, nconf;
+  int last_chance; /* expired unconfirmed once: probed before the verdict */
   uint64_t start, min_ms, max_ms, deadline;
   uint64_t accusers[SUSP_MAX_K + 1];
 } susp_t;
@@ -774,9 +777,14 @@ static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
   susp_start(c, midx, from8);
   enqueue(c, midx, SWIM_UPD_SUSPECT, from8);
   ev_push(c, SWIM_EV_SUSPECT, midx, old);
-  if (from8 != c->self8 && !(mm->flags & M_PROBE_SOON)) {
+  logf_(c, SWIM_LOG_DEBUG, "%s suspect at %u.%u, accused by %016llx",
+        swim__rec_name(mm->rec), inc.gen, inc.ver, (unsigned long long)from8);
+  if (from8 != c->self8 && !(mm->flags & M_PROBE_SOON) &&
+      rnd(c, c->alive_n) < SOON_PROBERS) {
     /* Probe it ourselves soon: an independent confirmation (or the buddy
-     * ping that lets it refute) comes within a probe period, not n. */
+     * ping that lets it refute) comes within a probe period, not n. Only
+     * about SOON_PROBERS members do, so a suspicion costs a few pings, not
+     * n, and round-robin probing of everyone else goes on. */
     mm->flags |= M_PROBE_SOON;
     (void)VEC_PUSH(c->soon, midx);
   }
@@ -849,7 +857,8 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
                   memcmp(&mm->rec->addr, &r->addr, sizeof r->addr) != 0 ||
                   mm->rec->meta_len != r->meta_len ||
                   memcmp(mm->rec->raw + mm->rec->meta_off, r->raw + r->meta_off,
-                         r->meta_len) != 0;
+                         r->meta_len) != 0 ||
+                  u->inc.gen != mm->inc.gen; /* restarted unnoticed */
     swim__rec_put(mm->rec);
     mm->rec = r;
     mm->inc = u->inc;
@@ -857,6 +866,10 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
     if (old != SWIM_ALIVE) {
       set_status(c, mm, SWIM_ALIVE);
       ev_push(c, SWIM_EV_JOIN, idx, old);
+      logf_(c, SWIM_LOG_DEBUG, "%s alive again at %u.%u (was %s)",
+            swim__rec_name(r), u->inc.gen, u->inc.ver, swim_status_name(old));
+      if (old == SWIM_DEAD)
+        want_sync(c, &r->addr); /* back from the dead: maybe a healed split */
     } else if (changed) {
       ev_push(c, SWIM_EV_UPDATE, idx, old);
     }
@@ -879,7 +892,8 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   c->st.updates_applied++;
 }
 
-static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
+static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
+                         int can_reply) {
   uint32_t idx = find8(c, u->id8);
   if (idx == NONE)
     return;
@@ -887,6 +901,8 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   if (idx == 0) {
     if (inc_cmp(u->inc, mm->inc) >= 0)
       refute(c, u->inc);
+    else if (can_reply)
+      add_extra(c, 0); /* the sender missed our refutation: resend it */
     return;
   }
   int kind = u->kind;
@@ -1252,6 +1268,22 @@ static void drop(swim_core_t *c, int rc) {
   c->st.dropped[reason]++;
 }
 
+/* A push-pull of a large view leaves big scratch buffers behind; at
+ * thousands of cores per process they add up, so they are given back. */
+static void release_scratch(swim_core_t *c, size_t len) {
+  c->scratch.n = 0;
+  if (c->scratch.cap > SCRATCH_KEEP) {
+    free(c->scratch.v);
+    c->scratch.v = NULL;
+    c->scratch.cap = 0;
+  }
+  if (len > 64 * 1024) {
+    msgpack_zone_destroy(&c->zone);
+    if (!msgpack_zone_init(&c->zone, 2048))
+      msgpack_zone_init(&c->zone, 0);
+  }
+}
+
 static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
                        const swim_hdr_t *h) {
   switch (h->type) {
@@ -1358,7 +1390,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
     switch (u->kind) {
     case SWIM_UPD_ALIVE: apply_alive(c, u); break;
     case SWIM_UPD_SUSPECT:
-    case SWIM_UPD_DEAD: apply_accuse(c, u, merge); break;
+    case SWIM_UPD_DEAD: apply_accuse(c, u, merge, can_reply); break;
     case SWIM_UPD_LEFT: apply_left(c, u); break;
     case SWIM_UPD_DIGEST: apply_digest(c, u, from, can_reply); break;
     }
@@ -1382,6 +1414,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
       c->joining = 0;
   }
   c->nextras = 0;
+  release_scratch(c, len);
   if (c->sync_want) {
     c->sync_want = 0;
     c->last_sync = now;
@@ -1391,7 +1424,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
   return 0;
 bad:
   drop(c, rc);
-  c->scratch.n = 0;
+  release_scratch(c, len);
   return rc;
 }
 
@@ -1419,10 +1452,10 @@ static void reap_and_reconnect(swim_core_t *c) {
   if (t == NONE || c->leaving)
     return;
   /* A dead member may only be behind a partition: ping it with its
-   * verdict (so it refutes) and exchange state with it. */
+   * verdict. If it is alive it refutes, and when its new record arrives
+   * apply_alive() exchanges full state with it, merging the two sides. */
   swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, c->m[t].id8);
   send_dgram(c, &c->m[t].rec->addr, &h, t, 0);
-  send_state(c, &c->m[t].rec->addr, 0);
 }
 
 static void gossip(swim_core_t *c) {
@@ -1478,6 +1511,22 @@ void swim_tick(swim_core_t *c, uint64_t now) {
     probe_start(c);
   for (uint32_t i = 0; i < c->susp.n;) {
     susp_t *s = &c->susp.v[i];
+    if (now >= s->deadline && s->nconf == 0 && !s->last_chance &&
+        !c->leaving) {
+      /* Nobody else has confirmed it: before calling it dead, probe it
+       * once more ourselves. The ping carries the suspicion, so a live
+       * suspect answers with its refutation, which may simply never have
+       * reached us. A true failure costs two more probe periods. */
+      member_t *mm = &c->m[s->midx];
+      s->last_chance = 1;
+      s->deadline = now + 2 * mul_ms(c->cfg.probe_interval_ms, c->lhm);
+      if (!(mm->flags & M_PROBE_SOON)) {
+        mm->flags |= M_PROBE_SOON;
+        (void)VEC_PUSH(c->soon, s->midx);
+      }
+      i++;
+      continue;
+    }
     if (now >= s->deadline) {
       uint32_t midx = s->midx;
       member_t *mm = &c->m[midx];
@@ -1723,3 +1772,65 @@ size_t swim_alive_count(const swim_core_t *c) { return c->alive_n; }
 swim_inc_t swim_self_inc(const swim_core_t *c) { return c->m[0].inc; }
 uint32_t swim_local_health(const swim_core_t *c) { return c->lhm; }
 const swim_stats_t *swim_stats(const swim_core_t *c) { return &c->st; }
+
+/* See swim.h. No events, nothing queued for gossip, tables sized once. */
+int swim_bootstrap_from(swim_core_t *c, const swim_core_t *from, uint64_t now) {
+  if (c->in_cb || from->in_cb)
+    return SWIM_EBUSY;
+  if (!c->cfg.cache || c->cfg.cache != from->cfg.cache)
+    return SWIM_EINVAL;
+  if (now > c->now)
+    c->now = now;
+  uint32_t need = c->nm + from->nm;
+  if (need > c->capm) {
+    member_t *m = realloc(c->m, (size_t)need * sizeof *m);
+    if (!m)
+      return SWIM_ENOMEM;
+    c->m = m;
+    c->capm = need;
+  }
+  if (need > c->order.cap) {
+    uint32_t *o = realloc(c->order.v, (size_t)need * sizeof *o);
+    if (!o)
+      return SWIM_ENOMEM;
+    c->order.v = o;
+    c->order.cap = need;
+  }
+  while ((need + 1) * 2 > c->htcap)
+    if (ht_grow(c))
+      return SWIM_ENOMEM;
+  uint32_t first = c->nm;
+  for (uint32_t i = 0; i < from->nm; i++) {
+    const member_t *fm = &from->m[i];
+    if (!fm->rec || fm->id8 == c->self8 || find8(c, fm->id8) != NONE)
+      continue;
+    fm->rec->refs++;
+    uint32_t idx = c->nm++;
+    member_t *mm = &c->m[idx];
+    memset(mm, 0, sizeof *mm);
+    mm->rec = fm->rec;
+    mm->id8 = fm->id8;
+    mm->inc = fm->inc;
+    mm->status = fm->status;
+    mm->since = now;
+    if (is_live(mm->status))
+      c->alive_n++;
+    ht_put(c, idx);
+    c->order.v[c->order.n++] = idx;
+  }
+  /* shuffle the newcomers into the rest of this round */
+  uint32_t lo = c->order_pos < c->order.n ? c->order_pos : c->order.n;
+  for (uint32_t k = c->order.n; k-- > lo + 1;) {
+    if (c->order.v[k] < first)
+      continue;
+    uint32_t j = lo + (uint32_t)rnd(c, k - lo + 1);
+    uint32_t t = c->order.v[k];
+    c->order.v[k] = c->order.v[j];
+    c->order.v[j] = t;
+  }
+  /* as if long converged: the next full exchange is a whole (scaled)
+   * interval away, spread over the cluster */
+  uint64_t pp = pushpull_interval(c);
+  c->next_pushpull = now + pp / 2 + rnd(c, pp);
+  return 0;
+}

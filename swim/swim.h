@@ -201,6 +201,12 @@ int swim_set_meta(swim_core_t *core, const uint8_t *meta, size_t len,
                   uint64_t now);
 int swim_set_addr(swim_core_t *core, const swim_addr_t *addr, uint64_t now);
 
+/* For simulators: `core` (fresh, or not) learns every member `from` knows,
+ * in the same state and incarnation, as if the two had long converged: no
+ * events, nothing queued for gossip. Both must share one record cache. */
+int swim_bootstrap_from(swim_core_t *core, const swim_core_t *from,
+                        uint64_t now);
+
 /* Members, this node included (always index 0). */
 size_t swim_member_count(const swim_core_t *core);
 int swim_member_at(const swim_core_t *core, size_t i, swim_member_t *out);
