@@ -1,0 +1,32 @@
+# Multi-process tests (tests/multiproc/): 16 real `livemesh agent` processes
+# on 127.0.0.1 per test, driven by Python 3 scripts (standard library only)
+# through signals, the control socket, the CLI and the agents' JSON logs.
+# Harness: tests/multiproc/cluster.py. Each script is one mesh, so ctest -j
+# can overlap them:
+#   multiproc_lifecycle  crash (SIGKILL -> dead everywhere), leave (left,
+#                        never dead), restart (alive again, higher generation)
+#   multiproc_pause      SIGSTOP 10 s: suspected/dead, then refutes; no
+#                        healthy member ever declared dead
+#   multiproc_hostile    agents with another cluster's certificates never
+#                        admitted; forged, tampered, replayed, random and
+#                        oversize datagrams and junk TCP frames dropped and
+#                        counted by reason, the mesh unharmed
+# Labelled "slow": the sanitizer run of the suite excludes them.
+if(NOT TARGET livemesh)
+  return()
+endif()
+find_program(LM_PYTHON3 python3)
+if(NOT LM_PYTHON3)
+  message(STATUS "python3 not found: the multi-process tests are not registered")
+  return()
+endif()
+
+foreach(t lifecycle pause hostile)
+  add_test(NAME multiproc_${t}
+    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/${t}.py
+            $<TARGET_FILE:livemesh>)
+  set_tests_properties(multiproc_${t} PROPERTIES
+    TIMEOUT 300
+    LABELS "multiproc;slow"
+    ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+endforeach()
