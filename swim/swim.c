@@ -59,7 +59,7 @@ typedef struct bqueue {
 typedef struct susp {
   uint32_t midx;
   uint32_t k, nconf;
-  int last_chance; /* expired unconfirmed once: probed before the verdict */
+  int last_chance; /* expired short of k confirmations: probed again first */
   uint64_t start, min_ms, max_ms, deadline;
   uint64_t accusers[SUSP_MAX_K + 1];
 } susp_t;
@@ -909,6 +909,14 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
   if (merge && kind == SWIM_UPD_DEAD)
     kind = SWIM_UPD_SUSPECT; /* another view's verdict: give it a chance */
   int cmp = inc_cmp(u->inc, mm->inc);
+  if (cmp < 0 && mm->status == SWIM_ALIVE && !merge) {
+    /* A rumour the member has already refuted: the sender missed the
+     * refutation, so it goes straight back (see swim_recv). Without this
+     * a node that hears the rumour after the refutation has spread can
+     * only wait for anti-entropy, and may time the member out. */
+    add_extra(c, idx);
+    return;
+  }
   if (kind == SWIM_UPD_SUSPECT) {
     if (mm->status == SWIM_ALIVE && cmp >= 0) {
       mark_suspect(c, idx, u->inc, u->from8);
@@ -1128,6 +1136,16 @@ static void probe_end(swim_core_t *c) {
   member_t *tm = &c->m[t];
   if (c->probe.acked) {
     lhm_add(c, -1);
+    if (tm->rec && tm->id8 == c->probe.target8 && tm->susp) {
+      /* The suspect answered (directly or through a helper): whatever the
+       * suspicion said, it is up. Its refutation is on the way (our ping
+       * carried the suspicion), so the verdict waits a full timeout. */
+      susp_t *s = &c->susp.v[tm->susp - 1];
+      s->start = c->now;
+      s->nconf = 0;
+      s->last_chance = 0;
+      s->deadline = s->start + susp_timeout(s);
+    }
     return;
   }
   c->st.probes_failed++;
@@ -1395,6 +1413,11 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
     case SWIM_UPD_DIGEST: apply_digest(c, u, from, can_reply); break;
     }
   }
+  if (c->nextras && h.type != SWIM_MSG_PING && h.type != SWIM_MSG_PUSHPULL) {
+    /* corrections for a sender that is behind (a ping's ack carries them) */
+    swim_hdr_t g = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
+    send_dgram(c, from, &g, NONE, 0);
+  }
   if (h.type == SWIM_MSG_PUSHPULL) {
     /* A stream arrives from an ephemeral port: answer the sender's
      * advertised address, which its own state just told us. */
@@ -1511,10 +1534,10 @@ void swim_tick(swim_core_t *c, uint64_t now) {
     probe_start(c);
   for (uint32_t i = 0; i < c->susp.n;) {
     susp_t *s = &c->susp.v[i];
-    if (now >= s->deadline && s->nconf == 0 && !s->last_chance &&
+    if (now >= s->deadline && s->nconf < s->k && !s->last_chance &&
         !c->leaving) {
-      /* Nobody else has confirmed it: before calling it dead, probe it
-       * once more ourselves. The ping carries the suspicion, so a live
+      /* Not fully confirmed: before calling it dead, probe it once more
+       * ourselves. The ping carries the suspicion, so a live
        * suspect answers with its refutation, which may simply never have
        * reached us. A true failure costs two more probe periods. */
       member_t *mm = &c->m[s->midx];
