@@ -550,6 +550,17 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
       break;
     }
   }
+  if (digest && c->susp.n) {
+    /* A member we suspect may long have refuted: ask about it, so a
+     * refutation we missed comes back in the ack. */
+    member_t *mm = &c->m[c->susp.v[c->digest_pos % c->susp.n].midx];
+    size_t mark = w->len;
+    swim_enc_digest(pk, mm->id8, mm->status, mm->inc);
+    if (w->overflow) {
+      w->overflow = 0;
+      w->len = mark;
+    }
+  }
   if (digest && c->nm > 1) {
     /* one member's state, round robin, so stale views get repaired */
     for (uint32_t tries = 0; tries < 4; tries++) {
@@ -762,7 +773,9 @@ static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
   if (s->nconf >= s->k)
     return 0;
   s->accusers[++s->nconf] = from8;
-  s->deadline = s->start + susp_timeout(s);
+  uint64_t d = s->start + susp_timeout(s);
+  /* a last probe under way gets to finish */
+  s->deadline = s->last_chance && d < s->deadline ? s->deadline : d;
   return 1;
 }
 
