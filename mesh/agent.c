@@ -758,6 +758,7 @@ static json_t *stats_json(agent_t *a, char *err, size_t cap) {
   PUT("suspicions_raised", st.suspicions_raised);
   PUT("refutes", st.refutes);
   PUT("send_errors", st.send_errors);
+  PUT("conns_refused", st.conns_refused);
   PUT("dropped_total", st.dropped_total);
   json_object_set_new(j, "dropped", drops);
   PUT("control_clients", a->ctl ? lm__ctl_client_count(a->ctl) : 0);

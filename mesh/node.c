@@ -25,8 +25,9 @@
 #include "node_internal.h"
 #include "trust.h"
 
-#define MAX_CONNS 64
-#define CONN_TIMEOUT_MS 10000
+#define MAX_CONNS 128
+#define CONN_TIMEOUT_MS 10000 /* whole life of a stream connection */
+#define CONN_IDLE_MS 3000     /* an inbound one that sends nothing */
 #define HOUSEKEEP_MS 250
 #define LEAVE_MAX_MS 3000
 #define DROP_LOG_GAP_MS 10000
@@ -43,7 +44,7 @@ typedef struct conn {
   struct conn *next, *prev;
   uint8_t *buf;
   size_t len, cap, want;
-  uint64_t started;
+  uint64_t started, last_read;
   int outbound;
   int closing;
 } conn_t;
@@ -425,7 +426,7 @@ static conn_t *conn_new(lm_node_t *n, int outbound) {
   c->tcp.data = c;
   c->node = n;
   c->outbound = outbound;
-  c->started = now_ms(n);
+  c->started = c->last_read = now_ms(n);
   c->next = n->conns;
   if (n->conns)
     n->conns->prev = c;
@@ -623,6 +624,8 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->len += (size_t)nread;
+  if (nread > 0)
+    c->last_read = now_ms(n);
   for (;;) {
     if (!c->want) {
       int rc = lm_frame_peek(&c->want, c->buf, c->len);
@@ -668,6 +671,19 @@ static void on_accept(uv_stream_t *server, int status) {
   lm_node_t *n = server->data;
   if (status || n->state == ST_CLOSING)
     return;
+  if (n->nconns >= MAX_CONNS) {
+    /* Full: the oldest inbound connection makes way. Whoever holds slots
+     * open without finishing a frame cannot keep newcomers out. */
+    conn_t *oldest = NULL;
+    for (conn_t *o = n->conns; o; o = o->next)
+      if (!o->outbound && !o->closing &&
+          (!oldest || o->started < oldest->started))
+        oldest = o;
+    if (oldest) {
+      n->conn_refused++;
+      conn_close(oldest);
+    }
+  }
   conn_t *c = conn_new(n, 0);
   if (!c) {
     /* too many: accept and drop so the backlog does not fill */
@@ -682,8 +698,11 @@ static void on_accept(uv_stream_t *server, int status) {
     }
     return;
   }
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) ||
-      uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read))
+  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+    conn_close(c);
+    return;
+  }
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read))
     conn_close(c);
 }
 
@@ -709,7 +728,8 @@ static void on_housekeeping(uv_timer_t *t) {
   uint64_t now = now_ms(n);
   for (conn_t *c = n->conns, *next; c; c = next) {
     next = c->next;
-    if (now >= c->started + CONN_TIMEOUT_MS)
+    if (now >= c->started + CONN_TIMEOUT_MS ||
+        (!c->outbound && now >= c->last_read + CONN_IDLE_MS))
       conn_close(c);
   }
   if (n->state == ST_LEAVING && n->leave_cb) {

@@ -127,7 +127,7 @@ struct swim_core {
   swim_addr_t *seeds;
   size_t nseeds;
   int joining;
-  uint32_t join_backoff;
+  uint32_t join_backoff, join_tries;
   uint64_t next_join;
   int leaving, leave_sent;
 
@@ -1599,6 +1599,10 @@ void swim_tick(swim_core_t *c, uint64_t now) {
         send_dgram(c, &c->seeds[i], &h, NONE, 0);
       }
     }
+    if (++c->join_tries > 2)
+      logf_(c, SWIM_LOG_WARN, "still joining: no answer from %zu seed(s) "
+            "after %u tries; next try in %u ms", c->nseeds, c->join_tries,
+            c->join_backoff);
     c->next_join = now + c->join_backoff;
     c->join_backoff = c->join_backoff * 2 > 30000 ? 30000 : c->join_backoff * 2;
   }
@@ -1650,6 +1654,7 @@ int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
   c->seeds = s;
   c->nseeds = n;
   c->joining = 1;
+  c->join_tries = 0;
   c->join_backoff = c->cfg.join_retry_ms ? c->cfg.join_retry_ms : 1000;
   c->next_join = now;
   swim_tick(c, now);
