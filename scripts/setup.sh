@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libmsgpack-dev libuv1-dev libsodium-dev libjansson-dev
   libcmocka-dev clang libclang-rt-14-dev
-  iproute2 nftables procps
+  iproute2 nftables procps python3
 )
 
 missing=()
