@@ -45,6 +45,8 @@ typedef enum act_kind {
   A_BLOCK,     /* node -> node2 */
   A_UNBLOCK,
   A_META,      /* node */
+  A_STEADY_BEGIN, /* steady-state traffic window, after convergence */
+  A_STEADY_END,
   /* follow-ups scheduled by the ones above */
   A_RESUME_NODE,
   A_RESTART_NODE
@@ -723,6 +725,11 @@ typedef struct run {
   uint64_t partitions_active;
   int bootstrap;
   uint32_t killed;
+  /* steady state: traffic between two marks with nothing happening */
+  lm_sim_node_stats_t steady0;
+  uint64_t steady_t0, last_disruption;
+  int steady_valid;
+  double steady_bytes, steady_pkts, steady_udp_bytes, steady_udp_pkts;
 } run_t;
 
 static uint64_t now_rel(const run_t *r) { return lm_sim_now(r->sim) - r->t0; }
@@ -811,7 +818,34 @@ static void exec_action(run_t *r, const action_t *a) {
       nv = pick(r, a->count, victims, 1);
     }
   }
+  if (a->kind != A_META && a->kind != A_STEADY_BEGIN &&
+      a->kind != A_STEADY_END)
+    r->last_disruption = now + 1;
   switch (a->kind) {
+  case A_STEADY_BEGIN:
+    lm_sim_totals(sim, &r->steady0);
+    r->steady_t0 = now;
+    break;
+  case A_STEADY_END: {
+    if (r->last_disruption > r->steady_t0 || now <= r->steady_t0)
+      break; /* something happened inside the window: no steady figure */
+    lm_sim_node_stats_t t;
+    lm_sim_totals(sim, &t);
+    double secs = (double)(now - r->steady_t0) / 1000.0;
+    double nn = (double)lm_sim_up_count(sim);
+    double pk = (double)(t.pkts_sent - r->steady0.pkts_sent);
+    double fr = (double)(t.frames_sent - r->steady0.frames_sent);
+    double env = (double)r->st->envelope;
+    r->steady_udp_pkts = pk / nn / secs;
+    r->steady_udp_bytes =
+        ((double)(t.bytes_sent - r->steady0.bytes_sent) + pk * env) / nn / secs;
+    r->steady_pkts = (pk + fr) / nn / secs;
+    r->steady_bytes = ((double)(t.bytes_sent - r->steady0.bytes_sent) +
+                       (double)(t.frame_bytes_sent - r->steady0.frame_bytes_sent) +
+                       (pk + fr) * env) / nn / secs;
+    r->steady_valid = 1;
+    break;
+  }
   case A_KILL:
     for (uint32_t k = 0; k < nv; k++)
       if (lm_sim_crash(sim, victims[k]) == 0) {
@@ -937,6 +971,8 @@ static void set_base(run_t *r) {
     action_t *k = tl_add(&r->st->tl, base + 10000, A_KILL);
     k->count = r->st->kill;
   }
+  tl_add(&r->st->tl, base + 4000, A_STEADY_BEGIN);
+  tl_add(&r->st->tl, base + 9000, A_STEADY_END);
 }
 
 /* ------------------------------------------------------------- metrics -- */
@@ -1119,6 +1155,16 @@ static void print_json(run_t *r, const report_t *rep, const swim_config_t *cfg,
                       json_integer((json_int_t)rep->false_dead_events));
   json_object_set_new(o, "bytes_per_node_s", json_real(round3(rep->bytes_per_node_s)));
   json_object_set_new(o, "pkts_per_node_s", json_real(round3(rep->pkts_per_node_s)));
+  if (r->steady_valid) {
+    /* the same figures over 5 quiet seconds after convergence; udp_* count
+     * datagrams only, as memberlist's figures do */
+    json_t *sd = json_object();
+    json_object_set_new(sd, "bytes_per_node_s", json_real(round3(r->steady_bytes)));
+    json_object_set_new(sd, "pkts_per_node_s", json_real(round3(r->steady_pkts)));
+    json_object_set_new(sd, "udp_bytes_per_node_s", json_real(round3(r->steady_udp_bytes)));
+    json_object_set_new(sd, "udp_pkts_per_node_s", json_real(round3(r->steady_udp_pkts)));
+    json_object_set_new(o, "steady", sd);
+  }
   json_object_set_new(o, "dissemination_ms", json_ms_or_null(rep->dissemination_ms));
   json_object_set_new(
       o, "dissemination_rounds",
