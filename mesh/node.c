@@ -33,7 +33,7 @@
 #define DROP_LOG_GAP_MS 10000
 #define APP_META_MAX 256
 
-enum { ST_NEW, ST_RUNNING, ST_LEAVING, ST_CLOSING };
+enum { ST_NEW, ST_FAILED, ST_RUNNING, ST_LEAVING, ST_CLOSING };
 enum { CMD_JOIN, CMD_LEAVE, CMD_META, CMD_CLOSE };
 
 typedef struct conn {
@@ -93,7 +93,7 @@ struct lm_node {
   uv_timer_t timer, housekeeping;
   conn_t *conns;
   int nconns;
-  uint8_t rbuf[65536];
+  uint8_t rbuf[2048]; /* > SWIM_MTU, so oversize datagrams show as partial */
   uint8_t sbuf[SWIM_MTU];
 
   lm_event_t *evs;
@@ -337,6 +337,18 @@ static int core_sign(void *ud, uint8_t sig[SWIM_SIG_LEN], const uint8_t *msg,
   return lm_rec_sign(sig, msg, len, &n->kp) == 0 ? 0 : -1;
 }
 
+/* The member's current record already carries these very certificate
+ * bytes, checked when it arrived: only the record's own signature is new.
+ * (A certificate that expires meanwhile is caught when it is replaced.) */
+static int cert_known(lm_node_t *n, const uint8_t id[SWIM_ID_LEN],
+                      const uint8_t *meta, size_t cert_part) {
+  swim_member_t m;
+  if (swim_member_find(n->core, id, &m) != 0 || m.is_self ||
+      m.meta_len < cert_part)
+    return 0;
+  return memcmp(m.meta, meta, cert_part) == 0;
+}
+
 /* An alive record is admitted only with a certificate, in its metadata,
  * that a trusted cluster key issued for this very key and name. */
 static int core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
@@ -353,6 +365,8 @@ static int core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
     lm_cert_t cert;
     if (cl > meta_len - 2 || lm_cert_decode(&cert, meta + 2, cl) != (int)cl)
       return -1;
+    if (cert_known(n, id, meta, cl + 2))
+      return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
     if (memcmp(cert.node_pk, id, SWIM_ID_LEN) != 0 ||
         strlen(cert.name) != name_len || memcmp(cert.name, name, name_len))
       return -1;
@@ -567,7 +581,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                    const struct sockaddr *addr, unsigned flags) {
   lm_node_t *n = h->data;
-  if (nread <= 0 || !addr || n->state == ST_CLOSING)
+  if (nread <= 0 || !addr || !n->core || n->state == ST_CLOSING)
     return;
   n->udp_pkts_in++;
   n->udp_bytes_in += (uint64_t)nread;
@@ -669,7 +683,7 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void on_accept(uv_stream_t *server, int status) {
   lm_node_t *n = server->data;
-  if (status || n->state == ST_CLOSING)
+  if (status || !n->core || n->state == ST_CLOSING)
     return;
   if (n->nconns >= MAX_CONNS) {
     /* Full: the oldest inbound connection makes way. Whoever holds slots
@@ -991,7 +1005,8 @@ static int bind_both(lm_node_t *n, struct sockaddr_storage *bound) {
     tfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
     socklen_t blen = sizeof *bound;
     if (ufd < 0 || tfd < 0 ||
-        setsockopt(ufd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        /* with port 0, REUSEADDR could hand out a port already held */
+        (!any && setsockopt(ufd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) ||
         setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
         bind(ufd, (struct sockaddr *)&n->bind_sa, slen) ||
         getsockname(ufd, (struct sockaddr *)bound, &blen) ||
@@ -1133,20 +1148,27 @@ int lm_node_start(lm_node_t *n) {
   }
   return 0;
 fail:
-  /* close what was opened; the loop finishes the closes */
+  swim_free(n->core);
+  n->core = NULL;
+  if (!n->threaded) {
+    /* The caller's loop owns the handles opened so far: lm_node_close()
+     * closes them the usual asynchronous way. Running that loop from here
+     * could re-enter it. */
+    n->state = ST_FAILED;
+    return rc;
+  }
   {
+    /* our own loop, not running yet: finish the closes on it */
     uv_handle_t *hs[] = {(uv_handle_t *)&n->udp, (uv_handle_t *)&n->listener,
                          (uv_handle_t *)&n->timer,
                          (uv_handle_t *)&n->housekeeping,
-                         n->threaded ? (uv_handle_t *)&n->async : NULL};
+                         (uv_handle_t *)&n->async};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-      if (hs[i] && hs[i]->data == n && !uv_is_closing(hs[i])) {
+      if (hs[i]->data == n && !uv_is_closing(hs[i])) {
         hs[i]->data = NULL;
         uv_close(hs[i], NULL);
       }
-    uv_run(n->loop, UV_RUN_NOWAIT);
-    swim_free(n->core);
-    n->core = NULL;
+    uv_run(n->loop, UV_RUN_DEFAULT);
   }
 fail_loop:
   if (n->threaded) {
@@ -1239,7 +1261,7 @@ int lm_node_set_meta(lm_node_t *n, const uint8_t *meta, size_t len) {
 void lm_node_close(lm_node_t *n, lm_done_cb cb, void *ud) {
   if (!n || forked(n))
     return;
-  if (n->state == ST_NEW) {
+  if (n->state == ST_NEW || (n->state == ST_FAILED && n->threaded)) {
     free_node(n);
     if (cb)
       cb(NULL, 0, ud);

@@ -1021,6 +1021,10 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
       return 0;
     if (idx == 0)
       return 0; /* claims about us are refuted, not believed */
+    if (idx != NONE && inc_cmp(u->inc, c->m[idx].inc) <= 0 &&
+        inc_cmp(u->inc, c->m[idx].rec->inc) <= 0)
+      return 0; /* no newer than what we hold: apply_alive ignores it, so
+                   a signature check would be wasted work */
     id = u->id;
   } else if (u->kind == SWIM_UPD_LEFT) {
     uint32_t idx = find8(c, u->id8);
