@@ -59,7 +59,14 @@ typedef struct cmd {
   uint8_t meta[APP_META_MAX];
 } cmd_t;
 
+/* A record cache shared by the nodes of one loop; the last one frees it. */
+typedef struct shared_cache {
+  swim_rec_cache_t *cache;
+  unsigned refs;
+} shared_cache_t;
+
 struct lm_node {
+  shared_cache_t *records;
   uv_loop_t *loop;
   uv_loop_t own_loop;
   int threaded, thread_started;
@@ -118,6 +125,11 @@ struct lm_node {
   } intro[16]; /* recent introductions to unknown senders */
   unsigned intro_next;
 };
+
+/* Counters are written on the loop thread and may be read from any thread
+ * (lm_node_stats on a threaded node): relaxed atomics, no lock needed. */
+#define CNT_ADD(x, v) __atomic_fetch_add(&(x), (uint64_t)(v), __ATOMIC_RELAXED)
+#define CNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 /* ---- errors and logging ---- */
 
@@ -385,7 +397,7 @@ static void core_send(void *ud, const swim_addr_t *to, const uint8_t *buf,
   lm_node_t *n = ud;
   size_t out_len;
   if (lm_env_seal(n->sbuf, sizeof n->sbuf, &out_len, buf, len, &n->tx)) {
-    n->send_errors++;
+    CNT_ADD(n->send_errors, 1);
     return;
   }
   struct sockaddr_storage sa;
@@ -393,11 +405,11 @@ static void core_send(void *ud, const swim_addr_t *to, const uint8_t *buf,
   uv_buf_t b = uv_buf_init((char *)n->sbuf, (unsigned)out_len);
   int rc = uv_udp_try_send(&n->udp, &b, 1, (const struct sockaddr *)&sa);
   if (rc < 0) {
-    n->send_errors++;
+    CNT_ADD(n->send_errors, 1);
     return;
   }
-  n->udp_pkts_out++;
-  n->udp_bytes_out += out_len;
+  CNT_ADD(n->udp_pkts_out, 1);
+  CNT_ADD(n->udp_bytes_out, out_len);
 }
 
 static void conn_closed(uv_handle_t *h) {
@@ -427,7 +439,7 @@ static void conn_close(conn_t *c) {
 
 static conn_t *conn_new(lm_node_t *n, int outbound) {
   if (n->nconns >= MAX_CONNS) {
-    n->conn_refused++;
+    CNT_ADD(n->conn_refused, 1);
     return NULL;
   }
   conn_t *c = calloc(1, sizeof *c);
@@ -453,7 +465,7 @@ static conn_t *conn_new(lm_node_t *n, int outbound) {
 static void on_written(uv_write_t *req, int status) {
   conn_t *c = req->data;
   if (status)
-    c->node->send_errors++;
+    CNT_ADD(c->node->send_errors, 1);
   conn_close(c);
 }
 
@@ -461,7 +473,7 @@ static void on_connected(uv_connect_t *req, int status) {
   conn_t *c = req->data;
   if (status) {
     if (status != UV_ECANCELED) {
-      c->node->send_errors++;
+      CNT_ADD(c->node->send_errors, 1);
       nlog(c->node, LM_LOG_DEBUG, "stream connect failed: %s",
            uv_strerror(status));
     }
@@ -482,13 +494,13 @@ static void core_send_stream(void *ud, const swim_addr_t *to,
   size_t flen;
   if (!frame || lm_env_seal_frame(frame, cap, &flen, buf, len, &n->tx, 1)) {
     free(frame);
-    n->send_errors++;
+    CNT_ADD(n->send_errors, 1);
     return;
   }
   conn_t *c = conn_new(n, 1);
   if (!c) {
     free(frame);
-    n->send_errors++;
+    CNT_ADD(n->send_errors, 1);
     return;
   }
   c->buf = frame;
@@ -498,12 +510,12 @@ static void core_send_stream(void *ud, const swim_addr_t *to,
   c->creq.data = c;
   if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa,
                      on_connected)) {
-    n->send_errors++;
+    CNT_ADD(n->send_errors, 1);
     conn_close(c);
     return;
   }
-  n->tcp_frames_out++;
-  n->tcp_bytes_out += flen;
+  CNT_ADD(n->tcp_frames_out, 1);
+  CNT_ADD(n->tcp_bytes_out, flen);
 }
 
 static int key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {
@@ -520,7 +532,7 @@ static int key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {
 static void count_drop(lm_node_t *n, int rc, const struct sockaddr *from) {
   int i = lm_trust_err_index(rc);
   if (i >= 0)
-    n->drops[i]++;
+    CNT_ADD(n->drops[i], 1);
   n->drops_since_log++;
   uint64_t now = now_ms(n);
   if (!n->last_drop_log || now >= n->last_drop_log + DROP_LOG_GAP_MS) {
@@ -583,11 +595,11 @@ static void on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   lm_node_t *n = h->data;
   if (nread <= 0 || !addr || !n->core || n->state == ST_CLOSING)
     return;
-  n->udp_pkts_in++;
-  n->udp_bytes_in += (uint64_t)nread;
+  CNT_ADD(n->udp_pkts_in, 1);
+  CNT_ADD(n->udp_bytes_in, (uint64_t)nread);
   if (n->opt.test_drop_inbound > 0 &&
       (double)(next_rand(n) >> 11) * 0x1.0p-53 < n->opt.test_drop_inbound) {
-    n->test_dropped++;
+    CNT_ADD(n->test_dropped, 1);
     return;
   }
   if ((flags & UV_UDP_PARTIAL) || nread > SWIM_MTU) {
@@ -665,8 +677,8 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     int rc = lm_env_open_frame(&m, c->buf, c->want, &n->rx,
                                (uint64_t)time(NULL));
     uv_mutex_unlock(&n->mu);
-    n->tcp_frames_in++;
-    n->tcp_bytes_in += c->want;
+    CNT_ADD(n->tcp_frames_in, 1);
+    CNT_ADD(n->tcp_bytes_in, c->want);
     if (rc) {
       count_drop(n, rc, (struct sockaddr *)&ss);
       conn_close(c);
@@ -694,7 +706,7 @@ static void on_accept(uv_stream_t *server, int status) {
           (!oldest || o->started < oldest->started))
         oldest = o;
     if (oldest) {
-      n->conn_refused++;
+      CNT_ADD(n->conn_refused, 1);
       conn_close(oldest);
     }
   }
@@ -856,6 +868,10 @@ static void handle_closed(uv_handle_t *h) {
 
 static void free_node(lm_node_t *n) {
   swim_free(n->core);
+  if (n->records && --n->records->refs == 0) {
+    swim_rec_cache_free(n->records->cache);
+    free(n->records);
+  }
   lm_receiver_close(&n->rx);
   lm_sender_close(&n->tx);
   lm_cluster_close(&n->cluster);
@@ -973,6 +989,25 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
     goto fail;
   if (lm_receiver_init(&n->rx, &n->cluster, &n->trust, key_lookup, n))
     goto fail;
+  rc = LM_EINVAL;
+  if (o->share_records_with) {
+    lm_node_t *p = o->share_records_with;
+    if (!loop || p->threaded || p->loop != loop || forked(p))
+      goto fail;
+    if (!p->records) {
+      if (!(p->records = calloc(1, sizeof *p->records)) ||
+          !(p->records->cache = swim_rec_cache_new())) {
+        free(p->records);
+        p->records = NULL;
+        rc = LM_ENOMEM;
+        goto fail;
+      }
+      p->records->refs = 1; /* p's own reference (its core uses the cache
+                               only if it starts after this) */
+    }
+    n->records = p->records;
+    n->records->refs++;
+  }
   randombytes_buf(n->rng, sizeof n->rng);
   n->rng[0] |= 1;
   *out = n;
@@ -1117,6 +1152,7 @@ int lm_node_start(lm_node_t *n) {
   build_meta(n, NULL, 0);
   cfg.meta = n->meta;
   cfg.meta_len = n->meta_len;
+  cfg.cache = n->records ? n->records->cache : NULL;
   swim_callbacks_t cb = {0};
   cb.send = core_send;
   cb.send_stream = core_send_stream;
@@ -1386,22 +1422,24 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   if (forked(n))
     return LM_EFORKED;
   memset(o, 0, sizeof *o);
-  o->udp_pkts_out = n->udp_pkts_out;
-  o->udp_bytes_out = n->udp_bytes_out;
-  o->udp_pkts_in = n->udp_pkts_in;
-  o->udp_bytes_in = n->udp_bytes_in;
-  o->tcp_frames_out = n->tcp_frames_out;
-  o->tcp_bytes_out = n->tcp_bytes_out;
-  o->tcp_frames_in = n->tcp_frames_in;
-  o->tcp_bytes_in = n->tcp_bytes_in;
-  o->send_errors = n->send_errors;
-  o->conns_refused = n->conn_refused;
+  o->udp_pkts_out = CNT_GET(n->udp_pkts_out);
+  o->udp_bytes_out = CNT_GET(n->udp_bytes_out);
+  o->udp_pkts_in = CNT_GET(n->udp_pkts_in);
+  o->udp_bytes_in = CNT_GET(n->udp_bytes_in);
+  o->tcp_frames_out = CNT_GET(n->tcp_frames_out);
+  o->tcp_bytes_out = CNT_GET(n->tcp_bytes_out);
+  o->tcp_frames_in = CNT_GET(n->tcp_frames_in);
+  o->tcp_bytes_in = CNT_GET(n->tcp_bytes_in);
+  o->send_errors = CNT_GET(n->send_errors);
+  o->conns_refused = CNT_GET(n->conn_refused);
+  o->test_dropped = CNT_GET(n->test_dropped);
   for (int i = 0; i < LM_TRUST_ERR_COUNT; i++) {
-    if (!n->drops[i])
+    uint64_t d = CNT_GET(n->drops[i]);
+    if (!d)
       continue;
     o->dropped[o->ndropped].reason = lm_trust_err_name(LM_TRUST_ERR_FIRST - i);
-    o->dropped[o->ndropped++].count = n->drops[i];
-    o->dropped_total += n->drops[i];
+    o->dropped[o->ndropped++].count = d;
+    o->dropped_total += d;
   }
   if (!n->core)
     return 0;
@@ -1411,6 +1449,12 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->probes_failed = s->probes_failed;
   o->suspicions_raised = s->suspicions_raised;
   o->refutes = s->refutes;
+  o->pings = s->pings;
+  o->acks = s->acks;
+  o->ping_reqs = s->ping_reqs;
+  o->nacks = s->nacks;
+  o->updates_sent = s->updates_sent;
+  o->updates_applied = s->updates_applied;
   o->local_health = swim_local_health(n->core);
   o->members = swim_member_count(n->core);
   o->alive = swim_alive_count(n->core);

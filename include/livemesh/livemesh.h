@@ -161,6 +161,11 @@ typedef struct lm_options {
   int log_level; /* LM_LOG_*: lines at or below it are logged */
   /* Testing: drop this fraction (0..1) of inbound datagrams at random. */
   double test_drop_inbound;
+  /* Many nodes on one loop (tests, benchmarks, simulations of a whole
+   * cluster in one process): share member records with this node, which
+   * must run on the same loop (not on a thread of its own), so each record
+   * is kept once per process instead of once per node. */
+  lm_node_t *share_records_with;
 } lm_options_t;
 
 /* loop == NULL: the node runs on a thread of its own from lm_node_start().
@@ -200,7 +205,10 @@ typedef struct lm_stats {
   uint64_t udp_pkts_out, udp_bytes_out, udp_pkts_in, udp_bytes_in;
   uint64_t tcp_frames_out, tcp_bytes_out, tcp_frames_in, tcp_bytes_in;
   uint64_t probes, probes_failed, suspicions_raised, refutes;
+  uint64_t pings, acks, ping_reqs, nacks; /* sent, by message type */
+  uint64_t updates_sent, updates_applied; /* gossiped records */
   uint64_t send_errors, conns_refused;
+  uint64_t test_dropped; /* inbound datagrams dropped by test_drop_inbound */
   uint32_t local_health;
   size_t members, alive;
   uint64_t dropped_total;
