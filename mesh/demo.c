@@ -206,7 +206,7 @@ static void draw(demo_t *d) {
   for (int i = 0; i < d->n; i++) {
     dnode_t *o = &d->nodes[i];
     LINE_START();
-    char label[16];
+    char label[LM_NAME_MAX + 8];
     snprintf(label, sizeof label, "%s sees", o->name);
     if (!o->node) {
       printf("%s%-10s%s%s", dim, o->name,
