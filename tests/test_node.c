@@ -649,6 +649,11 @@ static int thr_converged(void *arg) {
     if (alive != 3)
       return 0;
   }
+  /* events are delivered just after the lock that members() takes is
+   * released: wait for the callbacks as well, not only for the view */
+  for (int i = 1; i < 3; i++)
+    if (__atomic_load_n(&a->t[i]->thread_events, __ATOMIC_RELAXED) < 2)
+      return 0;
   return 1;
 }
 
