@@ -26,7 +26,12 @@
 #define BQ_LEVELS 32      /* retransmit limit is capped below this */
 #define SUSP_MAX_K 8      /* confirmations tracked per suspicion */
 #define MAX_EXTRAS 4      /* records a reply carries for its requester */
+#define RECENT_SLOTS 64   /* recent changes that pings also ask about */
+#define RECENT_MS 15000
 #define SYNC_MIN_GAP_MS 2000
+#define VERDICT_PING_GAP_MS 100
+#define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
+#define VIEW_SYNC_GAP_MS 20000 /* and not more often than this */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 
@@ -132,9 +137,18 @@ struct swim_core {
   int leaving, leave_sent;
 
   uint32_t extras[MAX_EXTRAS], nextras;
+  uint32_t asks[MAX_EXTRAS], nasks; /* members whose newer state we ask for */
+  struct {
+    uint32_t midx;
+    uint64_t id8, at;
+  } recent[RECENT_SLOTS]; /* members whose state changed lately */
+  uint32_t recent_next, recent_pos;
   int sync_want;
   swim_addr_t sync_addr;
-  uint64_t last_sync;
+  uint64_t last_sync, last_verdict_ping;
+  uint64_t view_hash;       /* see vh_term() */
+  uint64_t view_bad_since;  /* peers' views have differed since then */
+  uint64_t last_view_sync;
   uint32_t digest_pos;
 
   int in_cb;
@@ -309,6 +323,29 @@ static void set_status(swim_core_t *c, member_t *mm, uint8_t s) {
   mm->since = c->now;
 }
 
+/* One member's share of the view checksum. Suspect counts as alive: a
+ * suspicion is a passing disagreement, not a view to repair. */
+static uint64_t vh_term(const member_t *mm) {
+  uint64_t cls = mm->status == SWIM_DEAD ? 1 : mm->status == SWIM_LEFT ? 2 : 0;
+  uint64_t x = mm->id8 ^ (((uint64_t)mm->inc.gen << 32 | mm->inc.ver) *
+                          0x9E3779B97F4A7C15ull) ^ (cls << 62);
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 29;
+  return x;
+}
+
+/* Every change of a member's incarnation or status goes through here, so
+ * the view checksum stays exact. */
+static void set_state(swim_core_t *c, member_t *mm, swim_inc_t inc,
+                      uint8_t status) {
+  c->view_hash ^= vh_term(mm);
+  mm->inc = inc;
+  if (mm->status != status)
+    set_status(c, mm, status);
+  c->view_hash ^= vh_term(mm);
+}
+
 static uint32_t add_member(swim_core_t *c, swim__rec_t *rec) {
   uint32_t idx = NONE;
   if (c->nfree) {
@@ -339,6 +376,7 @@ static uint32_t add_member(swim_core_t *c, swim__rec_t *rec) {
   mm->inc = rec->inc;
   mm->status = SWIM_DEAD; /* set_status below counts the transition */
   set_status(c, mm, SWIM_ALIVE);
+  c->view_hash ^= vh_term(mm);
   ht_put(c, idx);
   /* A newcomer goes to a random place in the rest of this round. */
   uint32_t n = c->order.n, lo = c->order_pos < n ? c->order_pos : n;
@@ -372,6 +410,7 @@ static void fill_view(const swim_core_t *c, uint32_t i, swim_member_t *out) {
 
 static void free_slot(swim_core_t *c, uint32_t idx) {
   member_t *mm = &c->m[idx];
+  c->view_hash ^= vh_term(mm);
   ht_del(c, mm->id8);
   swim__rec_put(mm->rec);
   mm->rec = NULL;
@@ -424,6 +463,10 @@ static uint32_t retransmit_limit(const swim_core_t *c) {
 static void enqueue(swim_core_t *c, uint32_t midx, uint8_t kind,
                     uint64_t from8) {
   member_t *mm = &c->m[midx];
+  uint32_t r = c->recent_next++ % RECENT_SLOTS;
+  c->recent[r].midx = midx;
+  c->recent[r].id8 = mm->id8;
+  c->recent[r].at = c->now ? c->now : 1;
   bcast_t b = {midx, kind, mm->status, mm->inc, mm->id8, from8};
   if (VEC_PUSH(c->bq[0], b) == 0) {
     c->bq_total++;
@@ -507,6 +550,20 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
     }
   }
   c->nextras = 0;
+  for (uint32_t i = 0; i < c->nasks; i++) {
+    /* our (stale) state of a member the peer knows better: it answers
+     * with the record */
+    member_t *mm = &c->m[c->asks[i]];
+    if (!mm->rec)
+      continue;
+    size_t mark = w->len;
+    swim_enc_digest(pk, mm->id8, mm->status, mm->inc);
+    if (w->overflow) {
+      w->overflow = 0;
+      w->len = mark;
+    }
+  }
+  c->nasks = 0;
   uint32_t limit = retransmit_limit(c);
   int misses = 0;
   for (uint32_t lvl = 0; lvl < BQ_LEVELS && misses < 3 && ndone < 64; lvl++) {
@@ -561,8 +618,32 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
       w->len = mark;
     }
   }
+  if (digest) {
+    size_t mark = w->len;
+    swim_enc_view(pk, c->view_hash & 0xffffffffu); /* 32 bits suffice */
+    if (w->overflow) {
+      w->overflow = 0;
+      w->len = mark;
+    }
+  }
   if (digest && c->nm > 1) {
-    /* one member's state, round robin, so stale views get repaired */
+    /* members' states, so stale views get repaired: one that changed
+     * lately, if any (that is where a peer may have missed the gossip),
+     * and one round robin over the table */
+    for (uint32_t k = 0; k < RECENT_SLOTS; k++) {
+      uint32_t j = c->recent_pos++ % RECENT_SLOTS;
+      member_t *rm = &c->m[c->recent[j].midx];
+      if (c->recent[j].at && c->now < c->recent[j].at + RECENT_MS &&
+          rm->rec && rm->id8 == c->recent[j].id8) {
+        size_t mark = w->len;
+        swim_enc_digest(pk, rm->id8, rm->status, rm->inc);
+        if (w->overflow) {
+          w->overflow = 0;
+          w->len = mark;
+        }
+        break;
+      }
+    }
     for (uint32_t tries = 0; tries < 4; tries++) {
       uint32_t i = c->digest_pos++ % c->nm;
       member_t *mm = &c->m[i];
@@ -687,9 +768,8 @@ static int self_bump(swim_core_t *c, swim_inc_t above) {
     return rc;
   swim__rec_put(me->rec);
   me->rec = r;
-  me->inc = inc;
+  set_state(c, me, inc, c->leaving ? me->status : SWIM_ALIVE);
   if (!c->leaving) {
-    me->status = SWIM_ALIVE;
     enqueue(c, 0, SWIM_UPD_ALIVE, 0);
   }
   return 0;
@@ -785,8 +865,7 @@ static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
                          uint64_t from8) {
   member_t *mm = &c->m[midx];
   uint8_t old = mm->status;
-  mm->inc = inc;
-  set_status(c, mm, SWIM_SUSPECT);
+  set_state(c, mm, inc, SWIM_SUSPECT);
   susp_start(c, midx, from8);
   enqueue(c, midx, SWIM_UPD_SUSPECT, from8);
   ev_push(c, SWIM_EV_SUSPECT, midx, old);
@@ -810,8 +889,7 @@ static void mark_dead(swim_core_t *c, uint32_t midx, swim_inc_t inc,
   member_t *mm = &c->m[midx];
   uint8_t old = mm->status;
   susp_clear(c, mm);
-  mm->inc = inc;
-  set_status(c, mm, status);
+  set_state(c, mm, inc, status);
   enqueue(c, midx, status == SWIM_LEFT ? SWIM_UPD_LEFT : SWIM_UPD_DEAD, from8);
   ev_push(c, status == SWIM_LEFT ? SWIM_EV_LEFT : SWIM_EV_DEAD, midx, old);
   if (status == SWIM_DEAD && from8 == c->self8)
@@ -874,10 +952,9 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
                   u->inc.gen != mm->inc.gen; /* restarted unnoticed */
     swim__rec_put(mm->rec);
     mm->rec = r;
-    mm->inc = u->inc;
+    set_state(c, mm, u->inc, SWIM_ALIVE);
     susp_clear(c, mm);
     if (old != SWIM_ALIVE) {
-      set_status(c, mm, SWIM_ALIVE);
       ev_push(c, SWIM_EV_JOIN, idx, old);
       logf_(c, SWIM_LOG_DEBUG, "%s alive again at %u.%u (was %s)",
             swim__rec_name(r), u->inc.gen, u->inc.ver, swim_status_name(old));
@@ -905,8 +982,7 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   c->st.updates_applied++;
 }
 
-static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
-                         int can_reply) {
+static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   uint32_t idx = find8(c, u->id8);
   if (idx == NONE)
     return;
@@ -914,13 +990,17 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
   if (idx == 0) {
     if (inc_cmp(u->inc, mm->inc) >= 0)
       refute(c, u->inc);
-    else if (can_reply)
-      add_extra(c, 0); /* the sender missed our refutation: resend it */
+    /* either way the sender gets our current record straight back: it
+     * accused an incarnation we have refuted, or just now refute */
+    add_extra(c, 0);
     return;
   }
   int kind = u->kind;
-  if (merge && kind == SWIM_UPD_DEAD)
-    kind = SWIM_UPD_SUSPECT; /* another view's verdict: give it a chance */
+  if (kind == SWIM_UPD_DEAD && (merge || mm->status == SWIM_ALIVE))
+    /* A verdict about a member we still hold alive (another side of a
+     * healed partition, or a refutation we missed) starts as a suspicion
+     * here: it gets its chance to refute before we call it dead. */
+    kind = SWIM_UPD_SUSPECT;
   int cmp = inc_cmp(u->inc, mm->inc);
   if (cmp < 0 && mm->status == SWIM_ALIVE && !merge) {
     /* A rumour the member has already refuted: the sender missed the
@@ -936,7 +1016,7 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
       c->st.updates_applied++;
     } else if (mm->status == SWIM_SUSPECT && cmp >= 0) {
       if (cmp > 0)
-        mm->inc = u->inc;
+        set_state(c, mm, u->inc, mm->status);
       if (susp_confirm(c, mm, u->from8))
         enqueue(c, idx, SWIM_UPD_SUSPECT, u->from8);
     }
@@ -947,7 +1027,7 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge,
     mark_dead(c, idx, u->inc, u->from8, SWIM_DEAD);
     c->st.updates_applied++;
   } else if (mm->status == SWIM_DEAD && cmp > 0) {
-    mm->inc = u->inc;
+    set_state(c, mm, u->inc, SWIM_DEAD);
   }
 }
 
@@ -986,8 +1066,19 @@ static void apply_left(swim_core_t *c, const swim_upd_t *u) {
   c->st.updates_applied++;
 }
 
+/* A ping to a dead member carrying its verdict: if it is alive it refutes,
+ * and its new record (in the ack) brings it back everywhere. At most one
+ * per VERDICT_PING_GAP_MS, so a flood of digests cannot become one. */
+static void ping_verdict(swim_core_t *c, uint32_t idx) {
+  if (c->last_verdict_ping && c->now < c->last_verdict_ping + VERDICT_PING_GAP_MS)
+    return;
+  c->last_verdict_ping = c->now;
+  swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, c->m[idx].id8);
+  send_dgram(c, &c->m[idx].rec->addr, &h, idx, 0);
+}
+
 static void apply_digest(swim_core_t *c, const swim_upd_t *u,
-                         const swim_addr_t *from, int can_reply) {
+                         const swim_addr_t *from) {
   uint32_t idx = find8(c, u->id8);
   if (idx == NONE) {
     if (u->status != SWIM_LEFT)
@@ -996,17 +1087,50 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
   }
   member_t *mm = &c->m[idx];
   if (state_newer(mm->inc, mm->status, u->inc, u->status)) {
-    if (can_reply)
-      add_extra(c, idx); /* it is behind: our reply carries the record */
+    if (mm->status == SWIM_DEAD && u->status == SWIM_ALIVE &&
+        inc_cmp(mm->inc, u->inc) == 0) {
+      /* Someone holds alive what we hold dead: likely a healed partition.
+       * Spreading our verdict would kill it on their side too; asking the
+       * member itself (the ping carries the verdict) makes it refute. */
+      ping_verdict(c, idx);
+      return;
+    }
+    add_extra(c, idx); /* it is behind: our reply carries the record */
     if (idx == 0 || mm->status != SWIM_ALIVE)
       if (!(mm->flags & M_QUEUED))
         enqueue_state(c, idx);
   } else if (state_newer(u->inc, u->status, mm->inc, mm->status)) {
-    if (idx == 0)
+    if (idx == 0) {
       refute(c, u->inc);
-    else
-      want_sync(c, from);
+    } else if (c->nasks < MAX_EXTRAS) {
+      for (uint32_t i = 0; i < c->nasks; i++)
+        if (c->asks[i] == idx)
+          return;
+      c->asks[c->nasks++] = idx; /* our reply asks for the newer record */
+    }
   }
+}
+
+/* Per-member digests repair a stale view one member at a time; the view
+ * checksum catches what they would take minutes to find. Views that keep
+ * differing from peers' for VIEW_STALE_MS get a full exchange with the
+ * peer (both sides merge), at most once per VIEW_SYNC_GAP_MS. */
+static void apply_view(swim_core_t *c, const swim_upd_t *u,
+                       const swim_addr_t *from) {
+  if (u->view == (c->view_hash & 0xffffffffu)) {
+    c->view_bad_since = 0;
+    return;
+  }
+  if (!c->view_bad_since) {
+    c->view_bad_since = c->now;
+    return;
+  }
+  if (c->now < c->view_bad_since + VIEW_STALE_MS || !c->cb.send_stream ||
+      (c->last_view_sync && c->now < c->last_view_sync + VIEW_SYNC_GAP_MS))
+    return;
+  c->last_view_sync = c->now;
+  c->view_bad_since = 0;
+  send_state(c, from, 0);
 }
 
 static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
@@ -1419,18 +1543,27 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
   }
   /* Updates first, so a reply (ack, push-pull answer) reflects them. */
   int merge = h.type == SWIM_MSG_PUSHPULL;
-  int can_reply = h.type == SWIM_MSG_PING;
   for (uint32_t i = 0; i < c->scratch.n; i++) {
     swim_upd_t *u = &c->scratch.v[i];
+    if (merge && u->kind == SWIM_UPD_ALIVE && i + 1 < c->scratch.n &&
+        c->scratch.v[i + 1].id8 == u->id8 &&
+        (c->scratch.v[i + 1].kind == SWIM_UPD_DEAD ||
+         c->scratch.v[i + 1].kind == SWIM_UPD_LEFT) &&
+        find8(c, u->id8) == NONE) {
+      i++; /* a tombstone we do not hold (never met, or already reaped) */
+      continue;
+    }
     switch (u->kind) {
     case SWIM_UPD_ALIVE: apply_alive(c, u); break;
     case SWIM_UPD_SUSPECT:
-    case SWIM_UPD_DEAD: apply_accuse(c, u, merge, can_reply); break;
+    case SWIM_UPD_DEAD: apply_accuse(c, u, merge); break;
     case SWIM_UPD_LEFT: apply_left(c, u); break;
-    case SWIM_UPD_DIGEST: apply_digest(c, u, from, can_reply); break;
+    case SWIM_UPD_DIGEST: apply_digest(c, u, from); break;
+    case SWIM_UPD_VIEW: apply_view(c, u, from); break;
     }
   }
-  if (c->nextras && h.type != SWIM_MSG_PING && h.type != SWIM_MSG_PUSHPULL) {
+  if ((c->nextras || c->nasks) && h.type != SWIM_MSG_PING &&
+      h.type != SWIM_MSG_PUSHPULL) {
     /* corrections for a sender that is behind (a ping's ack carries them) */
     swim_hdr_t g = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
     send_dgram(c, from, &g, NONE, 0);
@@ -1454,6 +1587,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
       c->joining = 0;
   }
   c->nextras = 0;
+  c->nasks = 0;
   release_scratch(c, len);
   if (c->sync_want) {
     c->sync_want = 0;
@@ -1494,8 +1628,8 @@ static void reap_and_reconnect(swim_core_t *c) {
   /* A dead member may only be behind a partition: ping it with its
    * verdict. If it is alive it refutes, and when its new record arrives
    * apply_alive() exchanges full state with it, merging the two sides. */
-  swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, c->m[t].id8);
-  send_dgram(c, &c->m[t].rec->addr, &h, t, 0);
+  c->last_verdict_ping = 0; /* the reconnect timer is its own limit */
+  ping_verdict(c, t);
 }
 
 static void gossip(swim_core_t *c) {
@@ -1708,8 +1842,7 @@ int swim_leave(swim_core_t *c, uint64_t now) {
   c->leaving = 1;
   c->joining = 0;
   c->probe.active = 0;
-  me->inc = inc;
-  set_status(c, me, SWIM_LEFT);
+  set_state(c, me, inc, SWIM_LEFT);
   enqueue(c, 0, SWIM_UPD_LEFT, 0);
   /* Tell a few members now; gossip carries it on from there. */
   uint32_t chosen[16], n = 0;
@@ -1857,6 +1990,7 @@ int swim_bootstrap_from(swim_core_t *c, const swim_core_t *from, uint64_t now) {
     mm->id8 = fm->id8;
     mm->inc = fm->inc;
     mm->status = fm->status;
+    c->view_hash ^= vh_term(mm);
     mm->since = now;
     if (is_live(mm->status))
       c->alive_n++;

@@ -152,6 +152,12 @@ void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
   msgpack_pack_uint32(pk, inc.ver);
 }
 
+void swim_enc_view(msgpack_packer *pk, uint64_t hash) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint8(pk, SWIM_UPD_VIEW);
+  msgpack_pack_uint64(pk, hash);
+}
+
 /* ---- skim: structural validation before msgpack-c sees the bytes ---- */
 
 #define SKIM_MAX_DEPTH 8
@@ -444,6 +450,10 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
     if (n != 5 || get_u64(&e[1], &u->id8) || get_u8(&e[2], &u->status) ||
         get_u32(&e[3], &u->inc.gen) || get_u32(&e[4], &u->inc.ver) ||
         u->status > SWIM_LEFT)
+      return SWIM_EMALFORMED;
+    return 1;
+  case SWIM_UPD_VIEW:
+    if (n != 2 || get_u64(&e[1], &u->view))
       return SWIM_EMALFORMED;
     return 1;
   default:

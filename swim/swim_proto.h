@@ -18,6 +18,7 @@
  *   | update  [2 DEAD,    id8, gen, ver, from8]                         |
  *   | update  [3 LEFT,    id8, gen, ver, sig(bin64|nil)]                |
  *   | update  [4 DIGEST,  id8, status, gen, ver]      (anti-entropy)    |
+ *   | update  [5 VIEW,    hash]                (whole-view checksum)    |
  *   | ...                                                               |
  *   +-------------------------------------------------------------------+
  *
@@ -35,6 +36,9 @@
  *           the sig element excluded). LEFT: over [3, id8, gen, ver] the same
  *           way. nil when the cluster runs unsigned.
  *   addr    4 or 16 address bytes then the port, big-endian.
+ *   hash    low 32 bits of the XOR over members of a 64-bit mix of (id8,
+ *           gen, ver, alive-or-suspect / dead / left): equal views give
+ *           equal hashes.
  *
  * Datagrams are at most SWIM_MAX_PAYLOAD bytes so that the runtime's envelope
  * and 64-byte signature still fit in SWIM_MTU (1400). Push-pull frames go
@@ -70,7 +74,8 @@ typedef enum swim_upd_kind {
   SWIM_UPD_SUSPECT = 1,
   SWIM_UPD_DEAD = 2,
   SWIM_UPD_LEFT = 3,
-  SWIM_UPD_DIGEST = 4
+  SWIM_UPD_DIGEST = 4,
+  SWIM_UPD_VIEW = 5
 } swim_upd_kind_t;
 
 typedef struct swim_hdr {
@@ -89,6 +94,7 @@ typedef struct swim_upd {
   uint64_t id8;
   swim_inc_t inc;
   uint64_t from8;            /* SUSPECT, DEAD */
+  uint64_t view;             /* VIEW */
   const uint8_t *raw;        /* the update's own bytes, to relay verbatim */
   size_t raw_len;
   const uint8_t *signed_ptr; /* ALIVE, LEFT: the bytes the signature covers */
@@ -133,6 +139,7 @@ void swim_enc_accuse(msgpack_packer *pk, uint8_t kind, uint64_t id8,
                      swim_inc_t inc, uint64_t from8);
 void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
                      swim_inc_t inc);
+void swim_enc_view(msgpack_packer *pk, uint64_t hash);
 
 /* ---- decoding ---- */
 
