@@ -65,6 +65,7 @@ typedef struct susp {
   uint32_t midx;
   uint32_t k, nconf;
   int last_chance; /* expired short of k confirmations: probed again first */
+  int doubt;       /* started from someone's dead verdict, not a suspicion */
   uint64_t start, min_ms, max_ms, deadline;
   uint64_t accusers[SUSP_MAX_K + 1];
 } susp_t;
@@ -861,13 +862,18 @@ static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
 
 /* ---- applying updates ---- */
 
+/* `doubt`: the suspicion comes from someone's dead verdict about a member
+ * we held alive; it stays ours (not gossiped) while we ask the member. */
 static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
-                         uint64_t from8) {
+                         uint64_t from8, int doubt) {
   member_t *mm = &c->m[midx];
   uint8_t old = mm->status;
   set_state(c, mm, inc, SWIM_SUSPECT);
   susp_start(c, midx, from8);
-  enqueue(c, midx, SWIM_UPD_SUSPECT, from8);
+  if (mm->susp)
+    c->susp.v[mm->susp - 1].doubt = doubt;
+  if (!doubt)
+    enqueue(c, midx, SWIM_UPD_SUSPECT, from8);
   ev_push(c, SWIM_EV_SUSPECT, midx, old);
   logf_(c, SWIM_LOG_DEBUG, "%s suspect at %u.%u, accused by %016llx",
         swim__rec_name(mm->rec), inc.gen, inc.ver, (unsigned long long)from8);
@@ -982,6 +988,8 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   c->st.updates_applied++;
 }
 
+static void ping_verdict(swim_core_t *c, uint32_t idx);
+
 static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   uint32_t idx = find8(c, u->id8);
   if (idx == NONE)
@@ -995,12 +1003,15 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     add_extra(c, 0);
     return;
   }
-  int kind = u->kind;
-  if (kind == SWIM_UPD_DEAD && (merge || mm->status == SWIM_ALIVE))
+  int kind = u->kind, doubt = 0;
+  if (kind == SWIM_UPD_DEAD && (merge || mm->status == SWIM_ALIVE)) {
     /* A verdict about a member we still hold alive (another side of a
      * healed partition, or a refutation we missed) starts as a suspicion
-     * here: it gets its chance to refute before we call it dead. */
+     * here, marked as a doubt: it gets its chance to refute before we call
+     * it dead, and more such verdicts only confirm the doubt. */
     kind = SWIM_UPD_SUSPECT;
+    doubt = 1;
+  }
   int cmp = inc_cmp(u->inc, mm->inc);
   if (cmp < 0 && mm->status == SWIM_ALIVE && !merge) {
     /* A rumour the member has already refuted: the sender missed the
@@ -1012,7 +1023,9 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   }
   if (kind == SWIM_UPD_SUSPECT) {
     if (mm->status == SWIM_ALIVE && cmp >= 0) {
-      mark_suspect(c, idx, u->inc, u->from8);
+      mark_suspect(c, idx, u->inc, u->from8, doubt);
+      if (doubt)
+        ping_verdict(c, idx);
       c->st.updates_applied++;
     } else if (mm->status == SWIM_SUSPECT && cmp >= 0) {
       if (cmp > 0)
@@ -1023,6 +1036,12 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     return;
   }
   /* dead */
+  if (mm->status == SWIM_SUSPECT && mm->susp && cmp == 0 &&
+      c->susp.v[mm->susp - 1].doubt) {
+    if (susp_confirm(c, mm, u->from8))
+      enqueue(c, idx, SWIM_UPD_SUSPECT, u->from8);
+    return; /* our own timer decides */
+  }
   if (is_live(mm->status) && cmp >= 0) {
     mark_dead(c, idx, u->inc, u->from8, SWIM_DEAD);
     c->st.updates_applied++;
@@ -1300,7 +1319,7 @@ static void probe_end(swim_core_t *c) {
   if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving)
     return;
   if (tm->status == SWIM_ALIVE)
-    mark_suspect(c, t, tm->inc, c->self8);
+    mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
     enqueue(c, t, SWIM_UPD_SUSPECT, c->self8);
 }
