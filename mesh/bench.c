@@ -5,7 +5,9 @@
  * this runs the whole runtime: every node is an lm_node_t with its own UDP
  * and TCP sockets on 127.0.0.1, every datagram is sealed and signed, every
  * certificate is checked. All nodes share one uv loop (one thread), so the
- * CPU figure is the real cost of the runtime per node.
+ * CPU figure is the real cost of the runtime per node, and one record
+ * cache (lm_options_t.share_records_with), so memory counts each member
+ * record once per process as any many-nodes-on-one-loop embedding would.
  *
  * Run:  start all nodes, join them through a few seeds (staggered), wait
  * until every node sees N alive (converge_ms), wait --warmup more, measure
@@ -20,7 +22,9 @@
  * randomness, so two runs with one seed kill the same nodes but are not
  * identical.
  *
- * Uses only the public API (include/livemesh/livemesh.h) and jansson.
+ * Uses only the public API (include/livemesh/livemesh.h), jansson and
+ * lm_report (sim/report.h): the flag parsers and report figures it shares
+ * with livemesh-sim.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,17 +32,16 @@
 #include <jansson.h>
 #include <livemesh/livemesh.h>
 #include <malloc.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
-#define EXIT_USAGE 2
+#include "report.h"
+
+#define PROG "livemesh-bench"
 #define TICK_MS 50          /* how often the driver looks at the mesh */
 #define JOIN_SEEDS 4        /* nodes 0..3 are the seeds others join */
 #define MIN_WINDOW_MS 10000 /* default steady window before the kills */
@@ -62,72 +65,8 @@ typedef struct settings {
   int verbose;
 } settings_t;
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die_usage(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("livemesh-bench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(try livemesh-bench --help)\n", stderr);
-  va_end(ap);
-  exit(EXIT_USAGE);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("livemesh-bench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static int parse_u64(const char *s, uint64_t *out) {
-  if (!s || !*s || *s == '-' || *s == '+')
-    return -1;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 0);
-  if (errno || *end)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_u32(const char *s, uint32_t *out) {
-  uint64_t v;
-  if (parse_u64(s, &v) != 0 || v > UINT32_MAX)
-    return -1;
-  *out = (uint32_t)v;
-  return 0;
-}
-
-/* Seconds, fractional allowed ("2.5"), or with a unit: "1500ms", "2m". */
-static int parse_time_ms(const char *s, uint64_t *out) {
-  if (!s || !*s)
-    return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !isfinite(v) || v < 0)
-    return -1;
-  double mult;
-  if (!*end || strcmp(end, "s") == 0)
-    mult = 1000;
-  else if (strcmp(end, "ms") == 0)
-    mult = 1;
-  else if (strcmp(end, "m") == 0)
-    mult = 60000;
-  else
-    return -1;
-  double ms = v * mult;
-  if (ms > 1e12)
-    return -1;
-  *out = (uint64_t)llround(ms);
-  return 0;
-}
+#define die(...) lm_report_die(PROG, __VA_ARGS__)
+#define die_usage(...) lm_report_die_usage(PROG, __VA_ARGS__)
 
 static void usage(FILE *f) {
   fputs(
@@ -194,49 +133,45 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case OPT_NODES:
       /* each node holds two sockets and a view of every other node: a few
        * thousand is already far past what one thread can drive */
-      if (parse_u32(optarg, &st->nodes) != 0 || st->nodes < 1 ||
+      if (lm_parse_u32(&st->nodes, optarg) != 0 || st->nodes < 1 ||
           st->nodes > 4096)
         die_usage("--nodes: expected 1..4096, got '%s'", optarg);
       break;
     case OPT_SECONDS:
-      if (parse_time_ms(optarg, &st->seconds_ms) != 0 || st->seconds_ms == 0)
+      if (lm_parse_time_ms(&st->seconds_ms, optarg) != 0 ||
+          st->seconds_ms == 0)
         die_usage("--seconds: expected a positive number of seconds, got '%s'",
                   optarg);
       break;
     case OPT_SEED:
-      if (parse_u64(optarg, &st->seed) != 0)
+      if (lm_parse_u64(&st->seed, optarg) != 0)
         die_usage("--seed: expected an unsigned 64-bit integer, got '%s'",
                   optarg);
       st->seed_set = 1;
       break;
     case OPT_KILL:
-      if (parse_u32(optarg, &st->kill) != 0)
+      if (lm_parse_u32(&st->kill, optarg) != 0)
         die_usage("--kill: expected a count, got '%s'", optarg);
       break;
     case OPT_KILL_AT: {
       uint64_t ms;
-      if (parse_time_ms(optarg, &ms) != 0)
+      if (lm_parse_time_ms(&ms, optarg) != 0)
         die_usage("--kill-at: expected seconds after start, got '%s'", optarg);
       st->kill_at_ms = (int64_t)ms;
       break;
     }
-    case OPT_LOSS: {
-      char *end;
-      errno = 0;
-      double v = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !isfinite(v) || v < 0 || v >= 1)
+    case OPT_LOSS:
+      if (lm_parse_fraction(&st->loss, optarg) != 0 || st->loss >= 1)
         die_usage("--loss: expected a probability 0 <= P < 1, got '%s'",
                   optarg);
-      st->loss = v;
       break;
-    }
     case OPT_PROBE:
-      if (parse_u32(optarg, &st->probe_ms) != 0 || st->probe_ms == 0)
+      if (lm_parse_u32(&st->probe_ms, optarg) != 0 || st->probe_ms == 0)
         die_usage("--probe-interval-ms: expected a positive integer, got '%s'",
                   optarg);
       break;
     case OPT_TIMEOUT:
-      if (parse_u32(optarg, &st->probe_timeout_ms) != 0 ||
+      if (lm_parse_u32(&st->probe_timeout_ms, optarg) != 0 ||
           st->probe_timeout_ms == 0)
         die_usage("--probe-timeout-ms: expected a positive integer, got '%s'",
                   optarg);
@@ -244,25 +179,21 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case OPT_INDIRECT:
       /* 0 in lm_options_t means "the default", so zero indirect probes
        * cannot be asked for; refuse it rather than silently run 3 */
-      if (parse_u32(optarg, &st->indirect) != 0 || st->indirect < 1 ||
+      if (lm_parse_u32(&st->indirect, optarg) != 0 || st->indirect < 1 ||
           st->indirect > 64)
         die_usage("--indirect: expected 1..64, got '%s'", optarg);
       st->indirect_set = 1;
       break;
     case OPT_WARMUP:
-      if (parse_time_ms(optarg, &st->warmup_ms) != 0)
+      if (lm_parse_time_ms(&st->warmup_ms, optarg) != 0)
         die_usage("--warmup: expected seconds, got '%s'", optarg);
       break;
     case OPT_STAGGER:
-      if (parse_u32(optarg, &st->stagger_ms) != 0 || st->stagger_ms > 60000)
+      if (lm_parse_u32(&st->stagger_ms, optarg) != 0 || st->stagger_ms > 60000)
         die_usage("--join-stagger-ms: expected 0..60000, got '%s'", optarg);
       break;
     case 'o':
-      if (strcmp(optarg, "json") == 0)
-        st->json = 1;
-      else if (strcmp(optarg, "text") == 0)
-        st->json = 0;
-      else
+      if (lm_parse_output(&st->json, optarg) != 0)
         die_usage("-o: expected json or text, got '%s'", optarg);
       break;
     case 'v':
@@ -271,13 +202,8 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case 'h':
       usage(stdout);
       exit(0);
-    case ':':
-      die_usage("%s needs a value", argv[optind - 1]);
-      break;
     default:
-      if (optopt)
-        die_usage("unknown option '-%c'", optopt);
-      die_usage("unknown option '%s'", argv[optind - 1]);
+      lm_report_getopt_error(PROG, c, argv);
     }
   }
   if (optind < argc)
@@ -454,9 +380,8 @@ static void on_event(lm_node_t *node, const lm_event_t *ev, void *ud) {
 
 static void on_log(void *ud, int level, const char *line) {
   bench_t *b = ud;
-  static const char *lv[] = {"error", "warn", "info", "debug"};
   fprintf(stderr, "%9.3f %-5s %s\n", (double)rel_ms(b) / 1000.0,
-          level >= 0 && level <= 3 ? lv[level] : "?", line);
+          lm_report_level_name(level), line);
 }
 
 static void on_closed(lm_node_t *node, int status, void *ud) {
@@ -737,48 +662,13 @@ static void on_tick(uv_timer_t *t) {
 
 /* ------------------------------------------------------------- report -- */
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-typedef struct dist {
-  size_t n;
-  int64_t p50, p99, max;
-} dist_t;
-
-/* Nearest-rank percentiles, as livemesh-sim computes them. */
-static dist_t dist_of(int64_t *v, size_t n) {
-  dist_t d = {.n = n};
-  if (!n)
-    return d;
-  qsort(v, n, sizeof *v, cmp_i64);
-  d.p50 = v[(size_t)ceil(0.50 * (double)n) - 1];
-  d.p99 = v[(size_t)ceil(0.99 * (double)n) - 1];
-  d.max = v[n - 1];
-  return d;
-}
-
-/* "n" says over how many killed nodes: one never detected is left out of
- * the percentiles and counted in "undetected" instead. */
-static json_t *dist_json(const dist_t *d) {
-  if (!d->n)
-    return json_pack("{s:n,s:n,s:n,s:I}", "p50", "p99", "max", "n",
-                     (json_int_t)0);
-  return json_pack("{s:I,s:I,s:I,s:I}", "p50", (json_int_t)d->p50, "p99",
-                   (json_int_t)d->p99, "max", (json_int_t)d->max, "n",
-                   (json_int_t)d->n);
-}
-
-static double round3(double x) { return round(x * 1000.0) / 1000.0; }
-
 static double tv_ms(const struct timeval *tv) {
   return (double)tv->tv_sec * 1000.0 + (double)tv->tv_usec / 1000.0;
 }
 
 typedef struct report {
-  dist_t first, all, suspect, lag;
-  uint32_t false_suspect, false_dead;
+  lm_report_outcome_t outcome;
+  lm_report_dist_t lag;
   double window_s;
   int have_window;
   double bytes, pkts, tcp_bytes, cpu, bytes_in;
@@ -803,17 +693,20 @@ static void compute(bench_t *b, report_t *r) {
     if (v->first_suspect >= 0)
       s[ns++] = v->first_suspect;
   }
-  r->first = dist_of(f, nf);
-  r->all = dist_of(a, na);
-  r->suspect = dist_of(s, ns);
-  r->lag = dist_of(b->lags, b->nlags);
+  r->outcome.first = lm_report_dist(f, nf);
+  r->outcome.all = lm_report_dist(a, na);
+  r->outcome.suspect = lm_report_dist(s, ns);
+  r->lag = lm_report_dist(b->lags, b->nlags);
   free(f);
   free(a);
   free(s);
   for (uint32_t i = 0; i < b->n; i++) {
-    r->false_suspect += b->false_suspect[i];
-    r->false_dead += b->false_dead[i];
+    r->outcome.false_suspect += b->false_suspect[i];
+    r->outcome.false_dead += b->false_dead[i];
   }
+  r->outcome.undetected = b->undetected;
+  r->outcome.false_suspect_events = b->false_suspect_events;
+  r->outcome.false_dead_events = b->false_dead_events;
   if (b->win_started && b->win_end_ms > b->win_start_ms) {
     r->have_window = 1;
     r->window_s = (double)(b->win_end_ms - b->win_start_ms) / 1000.0;
@@ -829,17 +722,11 @@ static void compute(bench_t *b, report_t *r) {
     r->avg_pkt = p ? (double)(b->t1.udp_bytes - b->t0.udp_bytes) / (double)p
                    : 0;
   }
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) == 0)
-    r->max_rss_mib = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
-}
-
-static json_t *ms_or_null(int64_t v) {
-  return v < 0 ? json_null() : json_integer(v);
+  r->max_rss_mib = lm_report_max_rss_mib();
 }
 
 static json_t *num_or_null(int ok, double v) {
-  return ok ? json_real(round3(v)) : json_null();
+  return ok ? lm_report_real3(v) : json_null();
 }
 
 static void print_json(bench_t *b, const report_t *r, double wall) {
@@ -847,22 +734,14 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
   json_t *o = json_object();
   json_object_set_new(o, "n", json_integer(b->n));
   json_object_set_new(o, "seed", json_integer((json_int_t)st->seed));
-  json_object_set_new(o, "wall_s", json_real(round3(wall)));
-  json_object_set_new(o, "converge_ms", ms_or_null(b->converge_ms));
+  json_object_set_new(o, "wall_s", lm_report_real3(wall));
+  json_object_set_new(o, "converge_ms", lm_report_ms_or_null(b->converge_ms));
   json_object_set_new(o, "killed", json_integer(b->killed_done ? b->nvictims : 0));
   json_object_set_new(o, "kill_at_ms",
                       b->killed_done ? json_integer((json_int_t)b->victims[0].killed_at)
                                      : json_null());
-  json_object_set_new(o, "detect_first_ms", dist_json(&r->first));
-  json_object_set_new(o, "detect_all_ms", dist_json(&r->all));
-  json_object_set_new(o, "suspect_first_ms", dist_json(&r->suspect));
-  json_object_set_new(o, "undetected", json_integer(b->undetected));
-  json_object_set_new(o, "false_suspect", json_integer(r->false_suspect));
-  json_object_set_new(o, "false_dead", json_integer(r->false_dead));
-  json_object_set_new(o, "false_suspect_events",
-                      json_integer((json_int_t)b->false_suspect_events));
-  json_object_set_new(o, "false_dead_events",
-                      json_integer((json_int_t)b->false_dead_events));
+  /* with "n": over how many killed nodes each figure is */
+  lm_report_outcome_json(o, &r->outcome, 1);
   json_object_set_new(o, "join_suspect_events",
                       json_integer((json_int_t)b->suspect_events_before));
   json_object_set_new(o, "bytes_per_node_s", num_or_null(r->have_window, r->bytes));
@@ -873,13 +752,13 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
                       num_or_null(r->have_window, r->bytes_in));
   json_object_set_new(o, "avg_pkt_bytes", num_or_null(r->have_window, r->avg_pkt));
   json_object_set_new(o, "cpu_ms_per_node_s", num_or_null(r->have_window, r->cpu));
-  json_object_set_new(o, "max_rss_mib", json_real(round3(r->max_rss_mib)));
+  json_object_set_new(o, "max_rss_mib", lm_report_real3(r->max_rss_mib));
   json_object_set_new(o, "window_rss_mib",
                       r->have_window && b->win_rss_mib >= 0
-                          ? json_real(round3(b->win_rss_mib))
+                          ? lm_report_real3(b->win_rss_mib)
                           : json_null());
   json_object_set_new(o, "window_heap_mib",
-                      r->have_window ? json_real(round3(b->win_heap_mib))
+                      r->have_window ? lm_report_real3(b->win_heap_mib)
                                      : json_null());
   json_object_set_new(o, "join_stagger_ms", json_integer(st->stagger_ms));
   json_object_set_new(
@@ -900,7 +779,7 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
                       json_pack("{s:I,s:I}", "min", (json_int_t)b->alive_view_min,
                                 "max", (json_int_t)b->alive_view_max));
   json_object_set_new(o, "max_local_health", json_integer(b->max_health));
-  json_object_set_new(o, "loop_lag_ms", dist_json(&r->lag));
+  json_object_set_new(o, "loop_lag_ms", lm_report_dist_json(&r->lag, 1));
   json_object_set_new(o, "window_loop_lag_max_ms",
                       r->have_window ? json_integer(b->win_lag_max) : json_null());
   json_object_set_new(o, "loss", json_real(st->loss));
@@ -912,15 +791,10 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
                       json_integer(st->indirect_set ? st->indirect : 3));
   json_object_set_new(o, "drops", json_incref(b->drops));
   json_object_set_new(o, "start_retries", json_integer(b->start_retries));
-  char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-  if (!s)
-    die("cannot encode JSON");
-  puts(s);
-  free(s);
-  json_decref(o);
+  lm_report_json_print(PROG, o);
 }
 
-static void print_dist(const char *what, const dist_t *d) {
+static void print_dist(const char *what, const lm_report_dist_t *d) {
   if (!d->n)
     printf("  %-13s none\n", what);
   else
@@ -948,17 +822,19 @@ static void print_text(bench_t *b, const report_t *r, double wall) {
            r->window_s, r->bytes, r->pkts, r->avg_pkt, r->tcp_bytes, r->cpu);
   if (b->killed_done) {
     printf("crashed %u at %.1f s; undetected at the end: %u\n", b->nvictims,
-           (double)b->victims[0].killed_at / 1000.0, b->undetected);
-    print_dist("first SUSPECT", &r->suspect);
-    print_dist("first DEAD", &r->first);
-    print_dist("all DEAD", &r->all);
+           (double)b->victims[0].killed_at / 1000.0, r->outcome.undetected);
+    print_dist("first SUSPECT", &r->outcome.suspect);
+    print_dist("first DEAD", &r->outcome.first);
+    print_dist("all DEAD", &r->outcome.all);
   } else if (st->kill) {
     printf("no crash: the run ended before the kill time\n");
   }
   printf("false positives: %u healthy nodes suspected (%llu events), %u "
          "declared dead (%llu events)\n",
-         r->false_suspect, (unsigned long long)b->false_suspect_events,
-         r->false_dead, (unsigned long long)b->false_dead_events);
+         r->outcome.false_suspect,
+         (unsigned long long)r->outcome.false_suspect_events,
+         r->outcome.false_dead,
+         (unsigned long long)r->outcome.false_dead_events);
   if (r->lag.n)
     printf("driver timer lateness: p50 %lld ms, p99 %lld ms, max %lld ms\n",
            (long long)r->lag.p50, (long long)r->lag.p99, (long long)r->lag.max);
@@ -991,12 +867,8 @@ int main(int argc, char **argv) {
    * 100 ms apart keeps 128 nodes clear of it on a slow core. */
   if (st.stagger_ms == UINT32_MAX)
     st.stagger_ms = st.nodes > 250 ? 25000 / st.nodes : 100;
-  if (!st.seed_set) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    st.seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^
-              (uint64_t)getpid() << 32;
-  }
+  if (!st.seed_set)
+    st.seed = lm_report_clock_seed();
   if (!st.json)
     fprintf(stderr, "livemesh-bench: seed %llu\n", (unsigned long long)st.seed);
   raise_nofile();
@@ -1080,11 +952,19 @@ int main(int argc, char **argv) {
                       .log = st.verbose ? on_log : NULL,
                       .log_ud = &b,
                       .log_level = st.verbose > 1 ? LM_LOG_DEBUG : LM_LOG_INFO,
-                      .test_drop_inbound = st.loss};
+                      .test_drop_inbound = st.loss,
+                      .share_records_with = i ? b.nodes[0].node : NULL};
     rc = lm_node_new(&bn->node, &b.loop, &o);
     lm_identity_wipe(&id);
     if (rc)
       die("node %u: %s", i, lm_strerror(rc));
+  }
+  explicit_bzero(csk, sizeof csk); /* nothing else is issued */
+  /* All nodes are created before any starts: a core uses the shared record
+   * cache only if it exists when that core starts, and node 1's creation
+   * is what makes it, so node 0 shares too. */
+  for (uint32_t i = 0; i < b.n; i++) {
+    bnode_t *bn = &b.nodes[i];
     /* With port 0 the runtime binds UDP first and then TCP on the port UDP
      * got; that TCP port may already be taken (by an outbound connection
      * of anything on the host), and the start fails with EADDRINUSE. A
@@ -1103,7 +983,6 @@ int main(int argc, char **argv) {
     bn->up = 1;
     b.open_nodes++;
   }
-  explicit_bzero(csk, sizeof csk); /* nothing else is issued */
 
   /* The clock starts once every node is up: identity issuing is not part of
    * the protocol's convergence. */

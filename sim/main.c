@@ -19,13 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "report.h"
 #include "simnet.h"
 
-#define EXIT_USAGE 2
+#define PROG "livemesh-sim"
 #define AUTO_BOOTSTRAP_ABOVE 2000
 #define POLL_MS 100
 
@@ -70,25 +70,8 @@ typedef struct timeline {
   uint64_t order;
 } timeline_t;
 
-static void die_usage(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("livemesh-sim: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(try livemesh-sim --help)\n", stderr);
-  va_end(ap);
-  exit(EXIT_USAGE);
-}
-
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("livemesh-sim: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
+#define die(...) lm_report_die(PROG, __VA_ARGS__)
+#define die_usage(...) lm_report_die_usage(PROG, __VA_ARGS__)
 
 static action_t *tl_add(timeline_t *t, uint64_t at, act_kind_t kind) {
   if (t->n == t->cap) {
@@ -130,71 +113,6 @@ static action_t tl_take(timeline_t *t, size_t i) {
 }
 
 /* -------------------------------------------------------------- parsing -- */
-
-static int parse_u64(const char *s, uint64_t *out) {
-  if (!s || !*s || *s == '-')
-    return -1;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 0);
-  if (errno || *end)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_u32(const char *s, uint32_t *out) {
-  uint64_t v;
-  if (parse_u64(s, &v) != 0 || v > UINT32_MAX)
-    return -1;
-  *out = (uint32_t)v;
-  return 0;
-}
-
-static int parse_double(const char *s, double *out) {
-  if (!s || !*s)
-    return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || *end || !isfinite(v))
-    return -1;
-  *out = v;
-  return 0;
-}
-
-/* "10", "10s", "1500ms", "2m" -> milliseconds. Bare numbers are seconds. */
-static int parse_time_ms(const char *s, uint64_t *out) {
-  if (!s || !*s)
-    return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !isfinite(v) || v < 0)
-    return -1;
-  double mult;
-  if (!*end || strcmp(end, "s") == 0)
-    mult = 1000;
-  else if (strcmp(end, "ms") == 0)
-    mult = 1;
-  else if (strcmp(end, "m") == 0)
-    mult = 60000;
-  else
-    return -1;
-  double ms = v * mult;
-  if (ms > 1e15)
-    return -1;
-  *out = (uint64_t)llround(ms);
-  return 0;
-}
-
-static int parse_fraction(const char *s, double *out) {
-  double v;
-  if (parse_double(s, &v) != 0 || v < 0 || v > 1)
-    return -1;
-  *out = v;
-  return 0;
-}
 
 /* Splits "a:b:c" into at most `max` fields in place; returns the count. */
 static int split_colon(char *s, char **f, int max) {
@@ -286,16 +204,17 @@ static void parse_window(const char *flag, const char *arg, uint64_t *at,
   if (split_colon(buf, f, 3) != 3)
     die_usage("%s: expected AT:DURATION:%s, got '%s'", flag,
               third_is_count ? "COUNT" : "FRACTION", arg);
-  if (parse_time_ms(f[0], at) != 0)
+  if (lm_parse_time_ms(at, f[0]) != 0)
     die_usage("%s: bad start time '%s' (seconds, or with ms/s/m)", flag, f[0]);
-  if (parse_time_ms(f[1], dur) != 0 || *dur == 0)
+  if (lm_parse_time_ms(dur, f[1]) != 0 || *dur == 0)
     die_usage("%s: bad duration '%s'", flag, f[1]);
   if (third_is_count) {
     uint32_t c;
-    if (parse_u32(f[2], &c) != 0 || c == 0)
+    if (lm_parse_u32(&c, f[2]) != 0 || c == 0)
       die_usage("%s: bad count '%s'", flag, f[2]);
     *third = c;
-  } else if (parse_fraction(f[2], third) != 0 || *third <= 0 || *third >= 1) {
+  } else if (lm_parse_fraction(third, f[2]) != 0 || *third <= 0 ||
+             *third >= 1) {
     die_usage("%s: fraction must be strictly between 0 and 1, got '%s'", flag,
               f[2]);
   }
@@ -311,7 +230,7 @@ static void parse_latency(const char *where, const char *arg, uint32_t *lo,
   int n = split_colon(buf, f, 2);
   if (n == 1)
     f[1] = f[0];
-  if (n > 2 || parse_u32(f[0], lo) != 0 || parse_u32(f[1], hi) != 0 ||
+  if (n > 2 || lm_parse_u32(lo, f[0]) != 0 || lm_parse_u32(hi, f[1]) != 0 ||
       *hi < *lo || *hi > 600000)
     die_usage("%s: expected latency MIN:MAX in ms with MIN <= MAX, got '%s'",
               where, arg);
@@ -331,12 +250,13 @@ static void file_error(const char *path, int line, const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
-  exit(EXIT_USAGE);
+  exit(LM_REPORT_EXIT_USAGE);
 }
 
 static int parse_node_ref(const char *s, uint32_t nodes, int32_t *out) {
   uint32_t v;
-  if (s[0] != 'n' || parse_u32(s + 1, &v) != 0 || s[1] == '\0' || v >= nodes)
+  if (s[0] != 'n' || lm_parse_u32(&v, s + 1) != 0 || s[1] == '\0' ||
+      v >= nodes)
     return -1;
   *out = (int32_t)v;
   return 0;
@@ -350,7 +270,7 @@ static void parse_target(const char *path, int line, const char *s,
       file_error(path, line, "no node '%s' (nodes are n0..n%u)", s, nodes - 1);
     return;
   }
-  if (parse_u32(s, &a->count) != 0 || a->count == 0 || a->count >= nodes)
+  if (lm_parse_u32(&a->count, s) != 0 || a->count == 0 || a->count >= nodes)
     file_error(path, line, "expected a node nI or a count 1..%u, got '%s'",
                nodes - 1, s);
 }
@@ -380,7 +300,7 @@ static void load_scenario(settings_t *st) {
     uint64_t at;
     if (t.n < 3 || strcmp(t.v[0], "at") != 0)
       file_error(path, ln, "expected 'at TIME ACTION ...'");
-    if (parse_time_ms(t.v[1], &at) != 0)
+    if (lm_parse_time_ms(&at, t.v[1]) != 0)
       file_error(path, ln, "bad time '%s' (e.g. 10s, 1500ms, 2m)", t.v[1]);
     const char *verb = t.v[2];
     char **arg = t.v + 3;
@@ -392,7 +312,7 @@ static void load_scenario(settings_t *st) {
     int has_dur = 0;
     if (nargs >= 2 && (strcmp(arg[nargs - 2], "for") == 0 ||
                        strcmp(arg[nargs - 2], "after") == 0)) {
-      if (parse_time_ms(arg[nargs - 1], &dur) != 0 || dur == 0)
+      if (lm_parse_time_ms(&dur, arg[nargs - 1]) != 0 || dur == 0)
         file_error(path, ln, "bad duration '%s'", arg[nargs - 1]);
       has_dur = 1;
       nargs -= 2;
@@ -417,7 +337,8 @@ static void load_scenario(settings_t *st) {
       a->dur = dur;
     } else if (strcmp(verb, "partition") == 0 || strcmp(verb, "oneway") == 0) {
       double fr;
-      if (nargs != 1 || parse_fraction(arg[0], &fr) != 0 || fr <= 0 || fr >= 1)
+      if (nargs != 1 || lm_parse_fraction(&fr, arg[0]) != 0 || fr <= 0 ||
+          fr >= 1)
         file_error(path, ln, "usage: %s FRACTION [for TIME], 0 < FRACTION < 1",
                    verb);
       a = tl_add(&st->tl, at, verb[0] == 'p' ? A_PARTITION : A_ONEWAY);
@@ -429,7 +350,7 @@ static void load_scenario(settings_t *st) {
       tl_add(&st->tl, at, A_HEAL);
     } else if (strcmp(verb, "loss") == 0) {
       double p;
-      if (nargs != 1 || has_dur || parse_fraction(arg[0], &p) != 0)
+      if (nargs != 1 || has_dur || lm_parse_fraction(&p, arg[0]) != 0)
         file_error(path, ln, "usage: loss P, 0 <= P <= 1");
       a = tl_add(&st->tl, at, A_LOSS);
       a->x = p;
@@ -447,7 +368,7 @@ static void load_scenario(settings_t *st) {
       /* drop nI P | drop nI nJ P */
       double p;
       if ((nargs != 2 && nargs != 3) || has_dur ||
-          parse_fraction(arg[nargs - 1], &p) != 0)
+          lm_parse_fraction(&p, arg[nargs - 1]) != 0)
         file_error(path, ln, "usage: drop nI [nJ] P, 0 <= P <= 1");
       a = tl_add(&st->tl, at, A_DROP);
       if (parse_node_ref(arg[0], nodes, &a->node) != 0 ||
@@ -515,50 +436,51 @@ static void parse_args(int argc, char **argv, settings_t *st) {
   while ((c = getopt_long(argc, argv, ":o:vh", opts, NULL)) != -1) {
     switch (c) {
     case OPT_NODES:
-      if (parse_u32(optarg, &st->nodes) != 0 || st->nodes == 0 ||
+      if (lm_parse_u32(&st->nodes, optarg) != 0 || st->nodes == 0 ||
           st->nodes > 1000000)
         die_usage("--nodes: expected 1..1000000, got '%s'", optarg);
       break;
     case OPT_SECONDS:
-      if (parse_time_ms(optarg, &st->seconds_ms) != 0 || st->seconds_ms == 0)
+      if (lm_parse_time_ms(&st->seconds_ms, optarg) != 0 ||
+          st->seconds_ms == 0)
         die_usage("--seconds: expected a positive number of seconds, got '%s'",
                   optarg);
       break;
     case OPT_SEED:
-      if (parse_u64(optarg, &st->seed) != 0)
+      if (lm_parse_u64(&st->seed, optarg) != 0)
         die_usage("--seed: expected an unsigned 64-bit integer, got '%s'", optarg);
       st->seed_set = 1;
       break;
     case OPT_KILL:
-      if (parse_u32(optarg, &st->kill) != 0)
+      if (lm_parse_u32(&st->kill, optarg) != 0)
         die_usage("--kill: expected a count, got '%s'", optarg);
       break;
     case OPT_KILL_AT: {
       uint64_t ms;
-      if (parse_time_ms(optarg, &ms) != 0)
+      if (lm_parse_time_ms(&ms, optarg) != 0)
         die_usage("--kill-at: expected seconds after start, got '%s'", optarg);
       st->kill_at = (int64_t)ms;
       break;
     }
     case OPT_LOSS:
-      if (parse_fraction(optarg, &st->loss) != 0 || st->loss >= 1)
+      if (lm_parse_fraction(&st->loss, optarg) != 0 || st->loss >= 1)
         die_usage("--loss: expected a probability 0 <= P < 1, got '%s'", optarg);
       break;
     case OPT_PROBE:
-      if (parse_u32(optarg, &st->probe_ms) != 0 || st->probe_ms == 0)
+      if (lm_parse_u32(&st->probe_ms, optarg) != 0 || st->probe_ms == 0)
         die_usage("--probe-interval-ms: expected a positive integer, got '%s'",
                   optarg);
       st->probe_set = 1;
       break;
     case OPT_TIMEOUT:
-      if (parse_u32(optarg, &st->probe_timeout_ms) != 0 ||
+      if (lm_parse_u32(&st->probe_timeout_ms, optarg) != 0 ||
           st->probe_timeout_ms == 0)
         die_usage("--probe-timeout-ms: expected a positive integer, got '%s'",
                   optarg);
       st->timeout_set = 1;
       break;
     case OPT_INDIRECT:
-      if (parse_u32(optarg, &st->indirect) != 0 || st->indirect > 64)
+      if (lm_parse_u32(&st->indirect, optarg) != 0 || st->indirect > 64)
         die_usage("--indirect: expected 0..64, got '%s'", optarg);
       st->indirect_set = 1;
       break;
@@ -590,11 +512,11 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       st->mode = 0;
       break;
     case OPT_SEEDS:
-      if (parse_u32(optarg, &st->seeds) != 0 || st->seeds == 0)
+      if (lm_parse_u32(&st->seeds, optarg) != 0 || st->seeds == 0)
         die_usage("--seeds: expected a positive count, got '%s'", optarg);
       break;
     case OPT_ENVELOPE:
-      if (parse_u32(optarg, &st->envelope) != 0 || st->envelope > 65536)
+      if (lm_parse_u32(&st->envelope, optarg) != 0 || st->envelope > 65536)
         die_usage("--envelope-bytes: expected 0..65536, got '%s'", optarg);
       break;
     case OPT_SCENARIO:
@@ -611,7 +533,7 @@ static void parse_args(int argc, char **argv, settings_t *st) {
                          : c == OPT_PUSHPULL ? "--pushpull-interval-ms"
                                              : "--reconnect-interval-ms";
       /* 0 turns gossip off; the other two timers need a period */
-      if (parse_u32(optarg, &v) != 0 || (v == 0 && c != OPT_GOSSIP))
+      if (lm_parse_u32(&v, optarg) != 0 || (v == 0 && c != OPT_GOSSIP))
         die_usage("%s: expected a%s integer, got '%s'", name,
                   c == OPT_GOSSIP ? " non-negative" : " positive", optarg);
       if (c == OPT_GOSSIP)
@@ -626,11 +548,7 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       st->no_streams = 1;
       break;
     case 'o':
-      if (strcmp(optarg, "json") == 0)
-        st->json = 1;
-      else if (strcmp(optarg, "text") == 0)
-        st->json = 0;
-      else
+      if (lm_parse_output(&st->json, optarg) != 0)
         die_usage("-o: expected json or text, got '%s'", optarg);
       break;
     case 'v':
@@ -639,13 +557,8 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case 'h':
       usage(stdout);
       exit(0);
-    case ':':
-      die_usage("%s needs a value", argv[optind - 1]);
-      break;
     default:
-      if (optopt)
-        die_usage("unknown option '-%c'", optopt);
-      die_usage("unknown option '%s'", argv[optind - 1]);
+      lm_report_getopt_error(PROG, c, argv);
     }
   }
   if (optind < argc)
@@ -686,11 +599,11 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     uint32_t cnt;
     if (n < 2 || n > 3)
       die_usage("--restart: expected AT:COUNT[:DOWN], got '%s'", restart[i]);
-    if (parse_time_ms(f[0], &at) != 0)
+    if (lm_parse_time_ms(&at, f[0]) != 0)
       die_usage("--restart: bad start time '%s'", f[0]);
-    if (parse_u32(f[1], &cnt) != 0 || cnt == 0 || cnt >= st->nodes)
+    if (lm_parse_u32(&cnt, f[1]) != 0 || cnt == 0 || cnt >= st->nodes)
       die_usage("--restart: count must be 1..%u, got '%s'", st->nodes - 1, f[1]);
-    if (n == 3 && (parse_time_ms(f[2], &down) != 0 || down == 0))
+    if (n == 3 && (lm_parse_time_ms(&down, f[2]) != 0 || down == 0))
       die_usage("--restart: bad downtime '%s'", f[2]);
     action_t *a = tl_add(&st->tl, at, A_RESTART);
     a->count = cnt;
@@ -977,42 +890,9 @@ static void set_base(run_t *r) {
 
 /* ------------------------------------------------------------- metrics -- */
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-typedef struct dist {
-  size_t n;
-  uint64_t p50, p99, max;
-} dist_t;
-
-static dist_t dist_of(uint64_t *v, size_t n) {
-  dist_t d = {.n = n};
-  if (!n)
-    return d;
-  qsort(v, n, sizeof *v, cmp_u64);
-  /* nearest rank */
-  d.p50 = v[(size_t)ceil(0.50 * (double)n) - 1];
-  d.p99 = v[(size_t)ceil(0.99 * (double)n) - 1];
-  d.max = v[n - 1];
-  return d;
-}
-
-static json_t *dist_json(const dist_t *d) {
-  if (!d->n)
-    return json_pack("{s:n,s:n,s:n}", "p50", "p99", "max");
-  return json_pack("{s:I,s:I,s:I}", "p50", (json_int_t)d->p50, "p99",
-                   (json_int_t)d->p99, "max", (json_int_t)d->max);
-}
-
-static double round3(double x) { return round(x * 1000.0) / 1000.0; }
-
 typedef struct report {
-  dist_t first, all, suspect, rejoin;
-  uint32_t undetected;
-  uint32_t false_suspect, false_dead;
-  uint64_t false_suspect_events, false_dead_events;
+  lm_report_outcome_t outcome; /* of the permanent crashes */
+  lm_report_dist_t rejoin;
   double bytes_per_node_s, pkts_per_node_s;
   int64_t dissemination_ms;
   lm_sim_node_stats_t tot;
@@ -1023,10 +903,10 @@ static void compute(run_t *r, report_t *rep) {
   uint32_t n = lm_sim_size(sim);
   memset(rep, 0, sizeof *rep);
   size_t nc = lm_sim_crash_count(sim);
-  uint64_t *first = calloc(nc + 1, sizeof *first);
-  uint64_t *all = calloc(nc + 1, sizeof *all);
-  uint64_t *susp = calloc(nc + 1, sizeof *susp);
-  uint64_t *rej = calloc(nc + 1, sizeof *rej);
+  int64_t *first = calloc(nc + 1, sizeof *first);
+  int64_t *all = calloc(nc + 1, sizeof *all);
+  int64_t *susp = calloc(nc + 1, sizeof *susp);
+  int64_t *rej = calloc(nc + 1, sizeof *rej);
   if (!first || !all || !susp || !rej)
     die("out of memory");
   size_t nf = 0, na = 0, ns = 0, nr = 0;
@@ -1035,32 +915,32 @@ static void compute(run_t *r, report_t *rep) {
     lm_sim_crash_info(sim, k, &ci);
     if (ci.restarted_at) {
       if (ci.rejoined_at)
-        rej[nr++] = ci.rejoined_at - ci.restarted_at;
+        rej[nr++] = (int64_t)(ci.rejoined_at - ci.restarted_at);
       continue;
     }
     if (!r->permanent[ci.node])
       continue;
     if (ci.first_dead_at)
-      first[nf++] = ci.first_dead_at - ci.crashed_at;
+      first[nf++] = (int64_t)(ci.first_dead_at - ci.crashed_at);
     if (ci.all_dead_at)
-      all[na++] = ci.all_dead_at - ci.crashed_at;
+      all[na++] = (int64_t)(ci.all_dead_at - ci.crashed_at);
     if (ci.first_suspect_at)
-      susp[ns++] = ci.first_suspect_at - ci.crashed_at;
+      susp[ns++] = (int64_t)(ci.first_suspect_at - ci.crashed_at);
     /* undetected: some up node still has it alive or suspect */
     for (uint32_t o = 0; o < n; o++) {
       if (!lm_sim_is_up(sim, o))
         continue;
       int s = lm_sim_status(sim, o, ci.node);
       if (s == SWIM_ALIVE || s == SWIM_SUSPECT) {
-        rep->undetected++;
+        rep->outcome.undetected++;
         break;
       }
     }
   }
-  rep->first = dist_of(first, nf);
-  rep->all = dist_of(all, na);
-  rep->suspect = dist_of(susp, ns);
-  rep->rejoin = dist_of(rej, nr);
+  rep->outcome.first = lm_report_dist(first, nf);
+  rep->outcome.all = lm_report_dist(all, na);
+  rep->outcome.suspect = lm_report_dist(susp, ns);
+  rep->rejoin = lm_report_dist(rej, nr);
   free(first);
   free(all);
   free(susp);
@@ -1070,11 +950,11 @@ static void compute(run_t *r, report_t *rep) {
       continue;
     const lm_sim_node_stats_t *s = lm_sim_node_stats(sim, i);
     if (s->suspect_events)
-      rep->false_suspect++;
+      rep->outcome.false_suspect++;
     if (s->dead_events)
-      rep->false_dead++;
-    rep->false_suspect_events += s->suspect_events;
-    rep->false_dead_events += s->dead_events;
+      rep->outcome.false_dead++;
+    rep->outcome.false_suspect_events += s->suspect_events;
+    rep->outcome.false_dead_events += s->dead_events;
   }
   lm_sim_totals(sim, &rep->tot);
   double secs = (double)(r->end - r->t0) / 1000.0;
@@ -1093,17 +973,6 @@ static double wall_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double max_rss_mib(void) {
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0)
-    return 0;
-  return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is KiB on Linux */
-}
-
-static json_t *json_ms_or_null(int64_t v) {
-  return v < 0 ? json_null() : json_integer(v);
 }
 
 /* Every crash, times relative to it (null: did not happen). */
@@ -1138,54 +1007,50 @@ static void print_json(run_t *r, const report_t *rep, const swim_config_t *cfg,
   json_object_set_new(o, "seed", json_integer((json_int_t)st->seed));
   json_object_set_new(o, "start", json_string(r->bootstrap ? "bootstrap" : "join"));
   json_object_set_new(o, "start_auto", json_boolean(st->mode < 0));
-  json_object_set_new(o, "sim_s", json_real(round3((double)(r->end - r->t0) / 1000.0)));
+  json_object_set_new(o, "sim_s",
+                      lm_report_real3((double)(r->end - r->t0) / 1000.0));
   if (!st->deterministic)
-    json_object_set_new(o, "wall_s", json_real(round3(wall)));
-  json_object_set_new(o, "converge_ms", json_ms_or_null(r->converge_ms));
+    json_object_set_new(o, "wall_s", lm_report_real3(wall));
+  json_object_set_new(o, "converge_ms", lm_report_ms_or_null(r->converge_ms));
   json_object_set_new(o, "killed", json_integer(r->killed));
-  json_object_set_new(o, "detect_first_ms", dist_json(&rep->first));
-  json_object_set_new(o, "detect_all_ms", dist_json(&rep->all));
-  json_object_set_new(o, "suspect_first_ms", dist_json(&rep->suspect));
-  json_object_set_new(o, "undetected", json_integer(rep->undetected));
-  json_object_set_new(o, "false_suspect", json_integer(rep->false_suspect));
-  json_object_set_new(o, "false_dead", json_integer(rep->false_dead));
-  json_object_set_new(o, "false_suspect_events",
-                      json_integer((json_int_t)rep->false_suspect_events));
-  json_object_set_new(o, "false_dead_events",
-                      json_integer((json_int_t)rep->false_dead_events));
-  json_object_set_new(o, "bytes_per_node_s", json_real(round3(rep->bytes_per_node_s)));
-  json_object_set_new(o, "pkts_per_node_s", json_real(round3(rep->pkts_per_node_s)));
+  lm_report_outcome_json(o, &rep->outcome, 0);
+  json_object_set_new(o, "bytes_per_node_s", lm_report_real3(rep->bytes_per_node_s));
+  json_object_set_new(o, "pkts_per_node_s", lm_report_real3(rep->pkts_per_node_s));
   if (r->steady_valid) {
     /* the same figures over 5 quiet seconds after convergence; udp_* count
      * datagrams only, as memberlist's figures do */
     json_t *sd = json_object();
-    json_object_set_new(sd, "bytes_per_node_s", json_real(round3(r->steady_bytes)));
-    json_object_set_new(sd, "pkts_per_node_s", json_real(round3(r->steady_pkts)));
-    json_object_set_new(sd, "udp_bytes_per_node_s", json_real(round3(r->steady_udp_bytes)));
-    json_object_set_new(sd, "udp_pkts_per_node_s", json_real(round3(r->steady_udp_pkts)));
+    json_object_set_new(sd, "bytes_per_node_s", lm_report_real3(r->steady_bytes));
+    json_object_set_new(sd, "pkts_per_node_s", lm_report_real3(r->steady_pkts));
+    json_object_set_new(sd, "udp_bytes_per_node_s", lm_report_real3(r->steady_udp_bytes));
+    json_object_set_new(sd, "udp_pkts_per_node_s", lm_report_real3(r->steady_udp_pkts));
     json_object_set_new(o, "steady", sd);
   }
-  json_object_set_new(o, "dissemination_ms", json_ms_or_null(rep->dissemination_ms));
+  json_object_set_new(o, "dissemination_ms",
+                      lm_report_ms_or_null(rep->dissemination_ms));
   json_object_set_new(
       o, "dissemination_rounds",
       rep->dissemination_ms < 0
           ? json_null()
-          : json_real(round3((double)rep->dissemination_ms / cfg->probe_interval_ms)));
+          : lm_report_real3((double)rep->dissemination_ms / cfg->probe_interval_ms));
   if (r->nheals) {
-    json_object_set_new(o, "heal_converge_ms",
-                        json_ms_or_null(r->heals[r->nheals - 1].converge_ms));
+    json_object_set_new(
+        o, "heal_converge_ms",
+        lm_report_ms_or_null(r->heals[r->nheals - 1].converge_ms));
     json_t *h = json_array();
     for (int i = 0; i < r->nheals; i++)
       json_array_append_new(
           h, json_pack("{s:I,s:o}", "at_ms", (json_int_t)r->heals[i].at,
-                       "converge_ms", json_ms_or_null(r->heals[i].converge_ms)));
+                       "converge_ms",
+                       lm_report_ms_or_null(r->heals[i].converge_ms)));
     json_object_set_new(o, "heals", h);
   }
   if (rep->rejoin.n)
-    json_object_set_new(o, "rejoin_ms", dist_json(&rep->rejoin));
+    json_object_set_new(o, "rejoin_ms", lm_report_dist_json(&rep->rejoin, 0));
   json_object_set_new(o, "crashes", crashes_json(r));
   if (!st->deterministic)
-    json_object_set_new(o, "max_rss_mib", json_real(round3(max_rss_mib())));
+    json_object_set_new(o, "max_rss_mib",
+                        lm_report_real3(lm_report_max_rss_mib()));
   json_object_set_new(
       o, "config",
       json_pack("{s:I,s:I,s:I,s:f,s:[I,I],s:I,s:I,s:I,s:I,s:b}",
@@ -1211,21 +1076,15 @@ static void print_json(run_t *r, const report_t *rep, const swim_config_t *cfg,
                 (json_int_t)t->pkts_vanished, "pkts_oversize",
                 (json_int_t)t->pkts_oversize, "recv_errors",
                 (json_int_t)t->recv_errors));
-  char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-  if (!s)
-    die("cannot encode JSON");
-  puts(s);
-  free(s);
-  json_decref(o);
+  lm_report_json_print(PROG, o);
 }
 
-static void print_dist(const char *what, const dist_t *d) {
+static void print_dist(const char *what, const lm_report_dist_t *d) {
   if (!d->n)
     printf("%s: none\n", what);
   else
-    printf("%s: p50 %llu ms, p99 %llu ms, max %llu ms\n", what,
-           (unsigned long long)d->p50, (unsigned long long)d->p99,
-           (unsigned long long)d->max);
+    printf("%s: p50 %lld ms, p99 %lld ms, max %lld ms\n", what,
+           (long long)d->p50, (long long)d->p99, (long long)d->max);
 }
 
 static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
@@ -1238,7 +1097,7 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
                                       : " (auto: 2000 nodes or fewer)")
                       : "");
   if (!st->deterministic)
-    printf("wall %.2f s, max RSS %.0f MiB\n", wall, max_rss_mib());
+    printf("wall %.2f s, max RSS %.0f MiB\n", wall, lm_report_max_rss_mib());
   if (r->converge_ms >= 0)
     printf("converged after %lld ms\n", (long long)r->converge_ms);
   else
@@ -1248,9 +1107,10 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
            (long long)rep->dissemination_ms,
            (double)rep->dissemination_ms / cfg->probe_interval_ms);
   if (r->killed) {
-    printf("killed %u, undetected at the end %u\n", r->killed, rep->undetected);
-    print_dist("  first DEAD", &rep->first);
-    print_dist("  all DEAD", &rep->all);
+    printf("killed %u, undetected at the end %u\n", r->killed,
+           rep->outcome.undetected);
+    print_dist("  first DEAD", &rep->outcome.first);
+    print_dist("  all DEAD", &rep->outcome.all);
   }
   for (int i = 0; i < r->nheals; i++) {
     if (r->heals[i].converge_ms >= 0)
@@ -1264,8 +1124,10 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
     print_dist("restarted nodes back alive everywhere", &rep->rejoin);
   printf("false positives: %u nodes suspected (%llu events), %u declared dead "
          "(%llu events)\n",
-         rep->false_suspect, (unsigned long long)rep->false_suspect_events,
-         rep->false_dead, (unsigned long long)rep->false_dead_events);
+         rep->outcome.false_suspect,
+         (unsigned long long)rep->outcome.false_suspect_events,
+         rep->outcome.false_dead,
+         (unsigned long long)rep->outcome.false_dead_events);
   printf("traffic: %.1f bytes and %.2f packets per node per second (with %u "
          "envelope bytes per packet)\n",
          rep->bytes_per_node_s, rep->pkts_per_node_s, st->envelope);
@@ -1274,9 +1136,8 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
 static void log_line(void *ud, uint64_t now, uint32_t node, int level,
                      const char *msg) {
   const uint64_t *t0 = ud;
-  static const char *lv[] = {"error", "warn", "info", "debug"};
   fprintf(stderr, "%10.3f n%-5u %-5s %s\n", (double)(now - *t0) / 1000.0, node,
-          level >= 0 && level <= 3 ? lv[level] : "?", msg);
+          lm_report_level_name(level), msg);
 }
 
 int main(int argc, char **argv) {
@@ -1293,12 +1154,8 @@ int main(int argc, char **argv) {
                    .reconnect_ms = -1,
                    .envelope = 86};
   parse_args(argc, argv, &st);
-  if (!st.seed_set) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    st.seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^
-              (uint64_t)getpid() << 32;
-  }
+  if (!st.seed_set)
+    st.seed = lm_report_clock_seed();
   if (st.kill && st.kill_at >= 0) {
     action_t *k = tl_add(&st.tl, (uint64_t)st.kill_at, A_KILL);
     k->count = st.kill;
