@@ -31,7 +31,7 @@
 #define SYNC_MIN_GAP_MS 2000
 #define VERDICT_PING_GAP_MS 100
 #define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
-#define VIEW_SYNC_GAP_MS 20000 /* and not more often than this */
+#define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 
@@ -989,6 +989,7 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
 }
 
 static void ping_verdict(swim_core_t *c, uint32_t idx);
+static uint64_t pushpull_interval(const swim_core_t *c);
 
 static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   uint32_t idx = find8(c, u->id8);
@@ -1144,8 +1145,14 @@ static void apply_view(swim_core_t *c, const swim_upd_t *u,
     c->view_bad_since = c->now;
     return;
   }
+  /* no more often than a quarter of the (size-scaled) push-pull interval:
+   * in a big mesh after a mass join, views differ for a while everywhere,
+   * and full exchanges would only add to the load that slows the gossip */
+  uint64_t gap = pushpull_interval(c) / 4;
+  if (gap < VIEW_SYNC_GAP_MS)
+    gap = VIEW_SYNC_GAP_MS;
   if (c->now < c->view_bad_since + VIEW_STALE_MS || !c->cb.send_stream ||
-      (c->last_view_sync && c->now < c->last_view_sync + VIEW_SYNC_GAP_MS))
+      (c->last_view_sync && c->now < c->last_view_sync + gap))
     return;
   c->last_view_sync = c->now;
   c->view_bad_since = 0;
