@@ -1097,6 +1097,20 @@ static void ping_verdict(swim_core_t *c, uint32_t idx) {
   send_dgram(c, &c->m[idx].rec->addr, &h, idx, 0);
 }
 
+static void add_tombstone(swim_core_t *c, const swim_upd_t *alive,
+                          const swim_upd_t *verdict) {
+  swim__rec_t *r = swim__rec_get(c->cfg.cache, alive);
+  if (!r)
+    return;
+  uint32_t idx = add_member(c, r);
+  if (idx == NONE) {
+    swim__rec_put(r);
+    return;
+  }
+  int left = verdict->kind == SWIM_UPD_LEFT && remember_left(c, verdict) == 0;
+  set_state(c, &c->m[idx], verdict->inc, left ? SWIM_LEFT : SWIM_DEAD);
+}
+
 static void apply_digest(swim_core_t *c, const swim_upd_t *u,
                          const swim_addr_t *from) {
   uint32_t idx = find8(c, u->id8);
@@ -1576,7 +1590,9 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
         (c->scratch.v[i + 1].kind == SWIM_UPD_DEAD ||
          c->scratch.v[i + 1].kind == SWIM_UPD_LEFT) &&
         find8(c, u->id8) == NONE) {
-      i++; /* a tombstone we do not hold (never met, or already reaped) */
+      /* a tombstone we do not hold (never met, or already reaped): kept
+       * as one, quietly, so views agree; it is no news to anybody */
+      add_tombstone(c, u, &c->scratch.v[++i]);
       continue;
     }
     switch (u->kind) {
