@@ -1356,13 +1356,19 @@ int lm_node_set_log_level(lm_node_t *n, int level) {
 
 /* ---- reading ---- */
 
+/* The reading calls need this process's node, started. */
+static int readable(const lm_node_t *n) {
+  if (forked(n))
+    return LM_EFORKED;
+  return n->core ? 0 : LM_ESTATE;
+}
+
 int lm_node_members(lm_node_t *n, lm_member_t **out, size_t *count) {
   *out = NULL;
   *count = 0;
-  if (forked(n))
-    return LM_EFORKED;
-  if (!n->core)
-    return LM_ESTATE;
+  int rc = readable(n);
+  if (rc)
+    return rc;
   uv_mutex_lock(&n->mu);
   size_t total = swim_member_count(n->core), k = 0;
   lm_member_t *v = calloc(total ? total : 1, sizeof *v);
@@ -1382,10 +1388,9 @@ int lm_node_members(lm_node_t *n, lm_member_t **out, size_t *count) {
 }
 
 int lm_node_alive_count(lm_node_t *n, size_t *count) {
-  if (forked(n))
-    return LM_EFORKED;
-  if (!n->core)
-    return LM_ESTATE;
+  int rc = readable(n);
+  if (rc)
+    return rc;
   uv_mutex_lock(&n->mu);
   *count = swim_alive_count(n->core);
   uv_mutex_unlock(&n->mu);
@@ -1393,10 +1398,9 @@ int lm_node_alive_count(lm_node_t *n, size_t *count) {
 }
 
 int lm_node_self(lm_node_t *n, lm_member_t *out) {
-  if (forked(n))
-    return LM_EFORKED;
-  if (!n->core)
-    return LM_ESTATE;
+  int rc = readable(n);
+  if (rc)
+    return rc;
   uv_mutex_lock(&n->mu);
   swim_member_t m;
   swim_member_at(n->core, 0, &m);
@@ -1406,14 +1410,12 @@ int lm_node_self(lm_node_t *n, lm_member_t *out) {
 }
 
 int lm_node_bound_addr(lm_node_t *n, char *out, size_t cap) {
-  if (forked(n))
-    return LM_EFORKED;
-  if (!n->core)
-    return LM_ESTATE;
+  int rc = readable(n);
+  if (rc)
+    return rc;
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  int rc = uv_udp_getsockname(&n->udp, (struct sockaddr *)&ss, &len);
-  if (rc)
+  if ((rc = uv_udp_getsockname(&n->udp, (struct sockaddr *)&ss, &len)))
     return rc;
   return lm__format_sa((struct sockaddr *)&ss, out, cap);
 }
