@@ -1219,16 +1219,16 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
 
 /* ---- probing ---- */
 
-static uint32_t pick_random(swim_core_t *c, uint32_t skip1, uint32_t skip2,
-                            int live_only, const uint32_t *also, uint32_t nalso) {
+/* A random live member other than this node, `skip` and those in `also`;
+ * NONE after a bounded number of tries (a mostly dead table). */
+static uint32_t pick_random(swim_core_t *c, uint32_t skip,
+                            const uint32_t *also, uint32_t nalso) {
   if (c->nm <= 1)
     return NONE;
   for (int tries = 0; tries < 16; tries++) {
     uint32_t i = 1 + (uint32_t)rnd(c, c->nm - 1);
     member_t *mm = &c->m[i];
-    if (!mm->rec || i == skip1 || i == skip2)
-      continue;
-    if (live_only ? !is_live(mm->status) : mm->status != SWIM_DEAD)
+    if (!mm->rec || i == skip || !is_live(mm->status))
       continue;
     int dup = 0;
     for (uint32_t k = 0; k < nalso; k++)
@@ -1297,7 +1297,7 @@ static void probe_indirect(swim_core_t *c) {
   uint32_t k = c->cfg.indirect_checks < 16 ? c->cfg.indirect_checks : 16;
   uint32_t n = 0;
   for (uint32_t i = 0; i < k; i++) {
-    uint32_t h = pick_random(c, 0, c->probe.target, 1, chosen, n);
+    uint32_t h = pick_random(c, c->probe.target, chosen, n);
     if (h == NONE)
       break;
     chosen[n++] = h;
@@ -1678,7 +1678,7 @@ static void gossip(swim_core_t *c) {
   uint32_t chosen[16];
   uint32_t k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16, n = 0;
   for (uint32_t i = 0; i < k; i++) {
-    uint32_t t = pick_random(c, 0, NONE, 1, chosen, n);
+    uint32_t t = pick_random(c, NONE, chosen, n);
     if (t == NONE)
       break;
     chosen[n++] = t;
@@ -1759,7 +1759,7 @@ void swim_tick(swim_core_t *c, uint64_t now) {
     c->next_gossip = now + c->cfg.gossip_interval_ms;
   }
   if (c->cb.send_stream && !c->leaving && now >= c->next_pushpull) {
-    uint32_t t = pick_random(c, 0, NONE, 1, NULL, 0);
+    uint32_t t = pick_random(c, NONE, NULL, 0);
     if (t != NONE)
       send_state(c, &c->m[t].rec->addr, 0);
     c->next_pushpull = now + pushpull_interval(c);
@@ -1890,7 +1890,7 @@ int swim_leave(swim_core_t *c, uint64_t now) {
   uint32_t chosen[16], n = 0;
   uint32_t k = 2 * c->cfg.gossip_nodes < 16 ? 2 * c->cfg.gossip_nodes : 16;
   for (uint32_t i = 0; i < k; i++) {
-    uint32_t t = pick_random(c, 0, NONE, 1, chosen, n);
+    uint32_t t = pick_random(c, NONE, chosen, n);
     if (t == NONE)
       break;
     chosen[n++] = t;
