@@ -988,7 +988,7 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   c->st.updates_applied++;
 }
 
-static void ping_verdict(swim_core_t *c, uint32_t idx);
+static void ping_verdict_limited(swim_core_t *c, uint32_t idx);
 static uint64_t pushpull_interval(const swim_core_t *c);
 
 static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
@@ -1026,7 +1026,7 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     if (mm->status == SWIM_ALIVE && cmp >= 0) {
       mark_suspect(c, idx, u->inc, u->from8, doubt);
       if (doubt)
-        ping_verdict(c, idx);
+        ping_verdict_limited(c, idx);
       c->st.updates_applied++;
     } else if (mm->status == SWIM_SUSPECT && cmp >= 0) {
       if (cmp > 0)
@@ -1087,14 +1087,20 @@ static void apply_left(swim_core_t *c, const swim_upd_t *u) {
 }
 
 /* A ping to a dead member carrying its verdict: if it is alive it refutes,
- * and its new record (in the ack) brings it back everywhere. At most one
- * per VERDICT_PING_GAP_MS, so a flood of digests cannot become one. */
+ * and its new record (in the ack) brings it back everywhere. */
 static void ping_verdict(swim_core_t *c, uint32_t idx) {
-  if (c->last_verdict_ping && c->now < c->last_verdict_ping + VERDICT_PING_GAP_MS)
-    return;
-  c->last_verdict_ping = c->now;
   swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, c->m[idx].id8);
   send_dgram(c, &c->m[idx].rec->addr, &h, idx, 0);
+}
+
+/* For verdict pings that incoming messages prompt: a flood of digests or
+ * verdicts cannot turn into a flood of pings. */
+static void ping_verdict_limited(swim_core_t *c, uint32_t idx) {
+  if (c->last_verdict_ping &&
+      c->now < c->last_verdict_ping + VERDICT_PING_GAP_MS)
+    return;
+  c->last_verdict_ping = c->now;
+  ping_verdict(c, idx);
 }
 
 static void add_tombstone(swim_core_t *c, const swim_upd_t *alive,
@@ -1126,7 +1132,7 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
       /* Someone holds alive what we hold dead: likely a healed partition.
        * Spreading our verdict would kill it on their side too; asking the
        * member itself (the ping carries the verdict) makes it refute. */
-      ping_verdict(c, idx);
+      ping_verdict_limited(c, idx);
       return;
     }
     add_extra(c, idx); /* it is behind: our reply carries the record */
@@ -1670,8 +1676,7 @@ static void reap_and_reconnect(swim_core_t *c) {
   /* A dead member may only be behind a partition: ping it with its
    * verdict. If it is alive it refutes, and when its new record arrives
    * apply_alive() exchanges full state with it, merging the two sides. */
-  c->last_verdict_ping = 0; /* the reconnect timer is its own limit */
-  ping_verdict(c, t);
+  ping_verdict(c, t); /* the reconnect timer is its own limit */
 }
 
 static void gossip(swim_core_t *c) {
