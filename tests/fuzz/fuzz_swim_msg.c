@@ -78,6 +78,9 @@ static void upd_roundtrip(const swim_upd_t *u, msgpack_zone *z) {
   case SWIM_UPD_DIGEST:
     swim_enc_digest(&pk, u->id8, u->status, u->inc);
     break;
+  case SWIM_UPD_VIEW:
+    swim_enc_view(&pk, u->view);
+    break;
   default:
     CHECK(0);
   }
@@ -89,7 +92,7 @@ static void upd_roundtrip(const swim_upd_t *u, msgpack_zone *z) {
   CHECK(off == w.len);
   CHECK(o.kind == u->kind && o.id8 == u->id8 && o.inc.gen == u->inc.gen &&
         o.inc.ver == u->inc.ver && o.from8 == u->from8 &&
-        o.status == u->status);
+        o.status == u->status && o.view == u->view);
   CHECK((o.sig == NULL) == (u->sig == NULL));
   if (u->sig)
     CHECK(memcmp(o.sig, u->sig, SWIM_SIG_LEN) == 0);
@@ -144,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       CHECK(rc == 1);
       CHECK(off > start && off <= size);
       CHECK(u.raw == buf + start && u.raw_len == off - start);
-      CHECK(u.kind <= SWIM_UPD_DIGEST);
+      CHECK(u.kind <= SWIM_UPD_VIEW);
       if (u.kind == SWIM_UPD_ALIVE) {
         CHECK(in(u.id, SWIM_ID_LEN, u.raw, u.raw_len));
         CHECK(u.id8 == swim_id8(u.id));
