@@ -50,7 +50,10 @@ extern "C" {
   X(EBUSY, -1009, "busy")                                                      \
   X(ETIMEDOUT, -1010, "timed out")                                             \
   X(EPROTO, -1011, "protocol error")                                           \
-  X(EIO, -1012, "input/output error")
+  X(EIO, -1012, "input/output error")                                         \
+  X(EPERM, -1013, "not permitted on this node")                               \
+  X(EEXIST, -1014, "already exists")                                           \
+  X(ELIMIT, -1015, "over a limit")
 #define LM_ERR_ENUM(n, v, s) LM_##n = v,
 enum { LM_OK = 0, LM_ERRNO_MAP(LM_ERR_ENUM) };
 #undef LM_ERR_ENUM
@@ -166,6 +169,10 @@ typedef struct lm_options {
    * must run on the same loop (not on a thread of its own), so each record
    * is kept once per process instead of once per node. */
   lm_node_t *share_records_with;
+  /* Services: exec checks run commands, so they are refused unless this
+   * is set; at most this many checks run at once (0: 16). */
+  int allow_exec_checks;
+  unsigned max_concurrent_checks;
 } lm_options_t;
 
 /* loop == NULL: the node runs on a thread of its own from lm_node_start().
@@ -218,10 +225,21 @@ typedef struct lm_stats {
     uint64_t count;
   } dropped[48];
   size_t ndropped;
+  /* Services */
+  size_t services_local;          /* registered on this node */
+  size_t services;                /* in the view, this node's included */
+  size_t services_by_status[3];   /* by effective lm_svc_status_t */
+  uint64_t svc_lists_sent, svc_lists_received, svc_requests_sent;
+  /* check runs by kind (LM_CHECK_TTL..LM_CHECK_EXEC, minus one) and
+   * result (ok, fail, timeout) */
+  uint64_t check_runs[5][3];
 } lm_stats_t;
 int lm_node_stats(lm_node_t *node, lm_stats_t *out);
 
 #ifdef __cplusplus
 }
 #endif
+
+#include <livemesh/services.h>
+
 #endif

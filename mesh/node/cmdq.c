@@ -29,6 +29,10 @@ void lm__on_async(uv_async_t *a) {
       break;
     }
     case CMD_META: lm__apply_meta(n, c->meta, c->n); break;
+    case CMD_CALL:
+      c->rc = c->fn(n, c->arg);
+      uv_sem_post(c->done);
+      continue; /* the caller owns c */
     case CMD_CLOSE:
       n->close_cb = c->cb;
       n->close_ud = c->ud;

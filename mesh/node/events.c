@@ -28,6 +28,7 @@ void lm__to_member(lm_node_t *n, const swim_member_t *m, lm_member_t *out) {
 
 void lm__core_event(void *ud, const swim_event_t *ev) {
   lm_node_t *n = ud;
+  lm__svc_member_event(n, ev);
   if (n->nev == n->capev) {
     size_t cap = n->capev ? n->capev * 2 : 16;
     lm_event_t *v = realloc(n->evs, cap * sizeof *v);
@@ -52,10 +53,15 @@ void lm__dispatch(lm_node_t *n) {
   if (n->in_dispatch)
     return;
   n->in_dispatch = 1;
-  for (size_t i = 0; i < n->nev && !n->close_pending; i++)
-    if (n->opt.on_event)
-      n->opt.on_event(n, &n->evs[i], n->opt.event_ud);
-  n->nev = 0;
+  do {
+    /* member events first, then watch events; a callback may queue more */
+    for (size_t i = 0; i < n->nev && !n->close_pending; i++)
+      if (n->opt.on_event)
+        n->opt.on_event(n, &n->evs[i], n->opt.event_ud);
+    n->nev = 0;
+    if (!n->close_pending && n->state != ST_CLOSING)
+      lm__svc_dispatch(n);
+  } while (n->nev && !n->close_pending && n->state != ST_CLOSING);
   n->in_dispatch = 0;
   if (n->close_pending)
     lm__do_close(n);

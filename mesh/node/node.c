@@ -131,34 +131,91 @@ int lm__apply_leave(lm_node_t *n, lm_done_cb cb, void *ud) {
   return 0;
 }
 
-static void build_meta(lm_node_t *n, const uint8_t *app, size_t app_len) {
-  n->meta[0] = (uint8_t)(n->cert_len >> 8);
-  n->meta[1] = (uint8_t)n->cert_len;
-  memcpy(n->meta + 2, n->cert_raw, n->cert_len);
-  if (app_len)
-    memcpy(n->meta + 2 + n->cert_len, app, app_len);
-  n->meta_len = 2 + n->cert_len + app_len;
+/* A member's metadata: its certificate (so any member can admit it), the
+ * seq of its service list (so members know when to fetch it), then the
+ * application's own bytes. */
+static void build_meta(lm_node_t *n) {
+  size_t off = 0;
+  n->meta[off++] = (uint8_t)(n->cert_len >> 8);
+  n->meta[off++] = (uint8_t)n->cert_len;
+  memcpy(n->meta + off, n->cert_raw, n->cert_len);
+  off += n->cert_len;
+  off += lm__svc_meta(n, n->meta + off);
+  if (n->app_meta_len)
+    memcpy(n->meta + off, n->app_meta, n->app_meta_len);
+  n->meta_len = off + n->app_meta_len;
 }
 
 int lm__apply_meta(lm_node_t *n, const uint8_t *meta, size_t len) {
+  if (len)
+    memcpy(n->app_meta, meta, len);
+  n->app_meta_len = len;
+  return lm__node_refresh_meta(n);
+}
+
+int lm__node_refresh_meta(lm_node_t *n) {
   uv_mutex_lock(&n->mu);
-  build_meta(n, meta, len);
+  build_meta(n);
   int rc = swim_set_meta(n->core, n->meta, n->meta_len, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
   return rc ? LM_ESTATE : 0;
 }
 
+size_t lm__node_max_datagram(const lm_node_t *n) {
+  size_t m = SWIM_MTU - lm_env_overhead(&n->tx);
+  return m < SWIM_MAX_PAYLOAD ? m : SWIM_MAX_PAYLOAD;
+}
+
+int lm__node_call(lm_node_t *n, int (*fn)(lm_node_t *n, void *arg),
+                  void *arg) {
+  if (!n->threaded || !n->thread_started) {
+    int rc = fn(n, arg);
+    return rc;
+  }
+  uv_thread_t self = uv_thread_self();
+  if (uv_thread_equal(&self, &n->thread))
+    return fn(n, arg);
+  cmd_t *c = calloc(1, sizeof *c);
+  uv_sem_t done;
+  if (!c)
+    return LM_ENOMEM;
+  if (uv_sem_init(&done, 0)) {
+    free(c);
+    return LM_ENOMEM;
+  }
+  c->kind = CMD_CALL;
+  c->fn = fn;
+  c->arg = arg;
+  c->done = &done;
+  int rc = lm__post(n, c);
+  if (rc == 0) {
+    uv_sem_wait(&done);
+    rc = c->rc;
+  }
+  uv_sem_destroy(&done);
+  free(c);
+  return rc;
+}
+
 /* ---- lifecycle ---- */
 
-static void handle_closed(uv_handle_t *h) {
+void lm__node_handle_closed(uv_handle_t *h) {
   lm_node_t *n = h->data;
   n->open_handles--;
   if (n->open_handles == 0)
     lm__do_close(n);
 }
 
+void lm__node_checker_closed(void *ud) {
+  lm_node_t *n = ud;
+  n->open_handles--;
+  if (n->open_handles == 0 && n->state == ST_CLOSING)
+    lm__do_close(n);
+}
+
 static void free_node(lm_node_t *n) {
+  lm__svc_free(n);
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {
     swim_rec_cache_free(n->records->cache);
@@ -201,8 +258,9 @@ void lm__do_close(lm_node_t *n) {
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
       if (hs[i] && hs[i]->data == n && !uv_is_closing(hs[i])) {
         n->open_handles++;
-        uv_close(hs[i], handle_closed);
+        uv_close(hs[i], lm__node_handle_closed);
       }
+    lm__svc_close(n, lm__node_handle_closed);
     if (n->open_handles)
       return;
   }
@@ -302,6 +360,8 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
   }
   randombytes_buf(n->rng, sizeof n->rng);
   n->rng[0] |= 1;
+  if ((rc = lm__svc_new(n)))
+    goto fail;
   *out = n;
   n->loop = loop;
   n->threaded = loop == NULL;
@@ -441,7 +501,7 @@ int lm_node_start(lm_node_t *n) {
   cfg.max_payload = SWIM_MTU - (uint32_t)lm_env_overhead(&n->tx);
   if (cfg.max_payload > SWIM_MAX_PAYLOAD)
     cfg.max_payload = SWIM_MAX_PAYLOAD;
-  build_meta(n, NULL, 0);
+  build_meta(n);
   cfg.meta = n->meta;
   cfg.meta_len = n->meta_len;
   cfg.cache = n->records ? n->records->cache : NULL;
@@ -459,6 +519,12 @@ int lm_node_start(lm_node_t *n) {
     goto fail;
   }
   n->state = ST_RUNNING;
+  if ((rc = lm__svc_start(n))) {
+    lm__node_log(n, LM_LOG_ERROR, "cannot start the service checks: %s",
+                 lm_strerror(rc));
+    n->state = ST_NEW;
+    goto fail;
+  }
   {
     char a[LM_ADDR_STRLEN], b[LM_ADDR_STRLEN];
     lm__format_sa((struct sockaddr *)&bound, a, sizeof a);

@@ -43,7 +43,7 @@ int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 #define APP_META_MAX 256
 
 enum { ST_NEW, ST_FAILED, ST_RUNNING, ST_LEAVING, ST_CLOSING };
-enum { CMD_JOIN, CMD_LEAVE, CMD_META, CMD_CLOSE };
+enum { CMD_JOIN, CMD_LEAVE, CMD_META, CMD_CLOSE, CMD_CALL };
 
 typedef struct conn {
   uv_tcp_t tcp;
@@ -66,6 +66,11 @@ typedef struct cmd {
   size_t n;
   swim_addr_t *addrs;
   uint8_t meta[APP_META_MAX];
+  /* CMD_CALL: run fn(node, arg) on the loop, then post `done` */
+  int (*fn)(struct lm_node *n, void *arg);
+  void *arg;
+  int rc;
+  uv_sem_t *done;
 } cmd_t;
 
 /* A record cache shared by the nodes of one loop; the last one frees it. */
@@ -101,8 +106,11 @@ struct lm_node {
   lm_sender_t tx;
   lm_receiver_t rx;
   swim_core_t *core;
-  uint8_t meta[2 + LM_CERT_MAX + APP_META_MAX];
+  uint8_t meta[2 + LM_CERT_MAX + LM__SVC_META_LEN + APP_META_MAX];
   size_t meta_len;
+  uint8_t app_meta[APP_META_MAX];
+  size_t app_meta_len;
+  struct lm__svc *svc; /* services.c */
 
   uv_udp_t udp;
   uv_tcp_t listener;
@@ -188,6 +196,43 @@ void lm__conn_close(conn_t *c);
 void lm__core_send_stream(void *ud, const swim_addr_t *to, const uint8_t *buf,
                           size_t len);
 void lm__on_accept(uv_stream_t *server, int status);
+
+/* ---- services.c ---- */
+/* Bytes of a member's metadata after its certificate: the seq of its
+ * service list. */
+#define LM__SVC_META_LEN 8
+enum {
+  LM__SVC_DROP_MALFORMED,
+  LM__SVC_DROP_BADSIG,
+  LM__SVC_DROP_UNKNOWN,
+  LM__SVC_DROP_STALE,
+  LM__SVC_DROP_COUNT
+};
+struct lm__svc;
+int lm__svc_new(lm_node_t *n);
+int lm__svc_start(lm_node_t *n);
+void lm__svc_close(lm_node_t *n, uv_close_cb closed);
+void lm__svc_free(lm_node_t *n);
+size_t lm__svc_meta(const lm_node_t *n, uint8_t out[LM__SVC_META_LEN]);
+void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev);
+int lm__svc_is_msg(const uint8_t *p, size_t len);
+void lm__svc_recv(lm_node_t *n, const struct sockaddr *from, const uint8_t *p,
+                  size_t len);
+void lm__svc_dispatch(lm_node_t *n);
+void lm__svc_on_tick(uv_timer_t *t);
+void lm__svc_stats(lm_node_t *n, lm_stats_t *o);
+
+/* ---- node.c, for services.c ---- */
+/* Runs fn(n, arg) on the loop thread and returns its result: at once on
+ * the loop thread, else posted to a threaded node's loop and waited for. */
+int lm__node_call(lm_node_t *n, int (*fn)(lm_node_t *n, void *arg),
+                  void *arg);
+/* Rebuilds this node's metadata (certificate, service seq, application
+ * metadata) and announces it. */
+int lm__node_refresh_meta(lm_node_t *n);
+size_t lm__node_max_datagram(const lm_node_t *n);
+void lm__node_handle_closed(uv_handle_t *h);
+void lm__node_checker_closed(void *ud);
 
 /* ---- cmdq.c ---- */
 void lm__on_async(uv_async_t *a);

@@ -30,6 +30,7 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
     o->dropped[o->ndropped++].count = d;
     o->dropped_total += d;
   }
+  lm__svc_stats(n, o);
   if (!n->core)
     return 0;
   uv_mutex_lock(&n->mu);

@@ -249,6 +249,13 @@ int lm_rec_sign(uint8_t sig[LM_SIG_LEN], const uint8_t *msg, size_t len,
 int lm_rec_verify(const uint8_t sig[LM_SIG_LEN], const uint8_t *msg,
                   size_t len, const uint8_t pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
 
+/* A member's service list, signed by the member (Ed25519ph over
+ * "livemesh-svc-v1\0" || list), so relays cannot forge or alter it. */
+int lm_svc_sign(uint8_t sig[LM_SIG_LEN], const uint8_t *list, size_t len,
+                const lm_keypair_t *kp);
+int lm_svc_verify(const uint8_t sig[LM_SIG_LEN], const uint8_t *list,
+                  size_t len, const uint8_t pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+
 /* ---- replay windows ----------------------------------------------------- */
 
 #define LM_REPLAY_WINDOW 128 /* counters below the highest that may still arrive */
