@@ -124,19 +124,28 @@ static int check_url(const char *url, char *err, size_t cap) {
       strncasecmp(url, "https://", 8) != 0)
     return fail_at(err, cap, LM__CHECK_EINVAL,
                    "url: must start with http:// or https://");
+  /* curl would read "http:///x" as host "x" */
+  const char *auth = strstr(url, "://") + 3;
+  if (*auth == '\0' || *auth == '/' || *auth == '?' || *auth == '#' ||
+      *auth == ':' || *auth == '@')
+    return fail_at(err, cap, LM__CHECK_EINVAL, "url: no host");
   CURLU *u = curl_url();
   if (u == NULL)
     return fail_at(err, cap, LM__CHECK_ENOMEM, "url: out of memory");
   int rc = 0;
   CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
-  char *host = NULL;
+  char *host = NULL, *port = NULL;
   if (uc != CURLUE_OK) {
     rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: %s", curl_url_strerror(uc));
   } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
              host == NULL || host[0] == '\0') {
     rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: no host");
+  } else if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
+             port != NULL && strcmp(port, "0") == 0) {
+    rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: port 0");
   }
   curl_free(host);
+  curl_free(port);
   curl_url_cleanup(u);
   return rc;
 }
