@@ -41,6 +41,9 @@ int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 #define LEAVE_MAX_MS 3000
 #define DROP_LOG_GAP_MS 10000
 #define APP_META_MAX 256
+/* Bytes of a member's metadata after its certificate: the seq of its
+ * service list. */
+#define LM__SVC_META_LEN 8
 
 enum { ST_NEW, ST_FAILED, ST_RUNNING, ST_LEAVING, ST_CLOSING };
 enum { CMD_JOIN, CMD_LEAVE, CMD_META, CMD_CLOSE, CMD_CALL };
@@ -198,9 +201,6 @@ void lm__core_send_stream(void *ud, const swim_addr_t *to, const uint8_t *buf,
 void lm__on_accept(uv_stream_t *server, int status);
 
 /* ---- services.c ---- */
-/* Bytes of a member's metadata after its certificate: the seq of its
- * service list. */
-#define LM__SVC_META_LEN 8
 enum {
   LM__SVC_DROP_MALFORMED,
   LM__SVC_DROP_BADSIG,
@@ -221,6 +221,8 @@ void lm__svc_recv(lm_node_t *n, const struct sockaddr *from, const uint8_t *p,
 void lm__svc_dispatch(lm_node_t *n);
 void lm__svc_on_tick(uv_timer_t *t);
 void lm__svc_stats(lm_node_t *n, lm_stats_t *o);
+/* The node's view (tests; take n->mu on a threaded node). */
+struct lm_store *lm__svc_store(lm_node_t *n);
 
 /* ---- node.c, for services.c ---- */
 /* Runs fn(n, arg) on the loop thread and returns its result: at once on

@@ -48,6 +48,7 @@
 #define SVC_RETRY_MS 500
 #define SVC_RETRY_MAX_MS 5000
 #define SVC_PUBLISH_DELAY_MS 10
+#define SVC_SWEEP_MS 1000 /* maintenance ends, missed lists */
 #define SVC_DOMAIN "livemesh-svc-v1"
 
 /* ---- local services ---- */
@@ -125,6 +126,7 @@ struct lm__svc {
   int delivering;
   uint64_t drops[LM__SVC_DROP_COUNT];
   uint64_t lists_sent, lists_received, requests_sent;
+  uint64_t last_sweep;
 };
 
 static int64_t unix_now(void) {
@@ -744,7 +746,7 @@ static void send_request(lm_node_t *n, const swim_addr_t *to,
   if (w.overflow)
     return;
   n->svc->requests_sent++;
-  lm__node_send_udp(n, to, buf, w.len);
+  lm__core_send(n, to, buf, w.len);
 }
 
 /* A list goes in a datagram when it fits, else over the stream. */
@@ -760,12 +762,14 @@ static void send_list(lm_node_t *n, const swim_addr_t *to, const uint8_t *raw,
   if (!w.overflow) {
     n->svc->lists_sent++;
     if (w.len <= lm__node_max_datagram(n))
-      lm__node_send_udp(n, to, w.p, w.len);
+      lm__core_send(n, to, w.p, w.len);
     else
-      lm__node_send_stream(n, to, w.p, w.len);
+      lm__core_send_stream(n, to, w.p, w.len);
   }
   free(w.p);
 }
+
+static void sweep(lm_node_t *n);
 
 /* Sends the requests that are due. */
 void lm__svc_on_tick(uv_timer_t *t) {
@@ -776,6 +780,10 @@ void lm__svc_on_tick(uv_timer_t *t) {
   expire_maint(n);
   uint64_t now = uv_now(n->loop);
   uv_mutex_lock(&n->mu);
+  if (now >= S->last_sweep + SVC_SWEEP_MS) {
+    S->last_sweep = now;
+    sweep(n);
+  }
   for (size_t i = 0; i < S->nwants;) {
     want_t *w = &S->wants[i];
     swim_member_t m;
@@ -1398,6 +1406,10 @@ void lm__svc_close(lm_node_t *n, uv_close_cb closed) {
       uv_close(hs[i], closed);
     }
   }
+}
+
+struct lm_store *lm__svc_store(lm_node_t *n) {
+  return n->svc ? n->svc->store : NULL;
 }
 
 void lm__svc_free(lm_node_t *n) {
