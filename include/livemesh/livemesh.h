@@ -146,7 +146,8 @@ typedef struct lm_options {
   size_t ntrusted;
   const uint8_t *secret; /* optional 32-byte cluster secret: encrypt */
   uint32_t generation;   /* 0: unix seconds now (grows across restarts) */
-  /* Protocol timing; 0 takes the default (memberlist's LAN profile). */
+  /* Protocol timing; 0 takes the core's default (memberlist's LAN profile:
+   * SWIM_DEFAULT_* in swim/swim.h, the values shown for reference). */
   uint32_t probe_interval_ms; /* 1000 */
   uint32_t probe_timeout_ms;  /* 500 */
   uint32_t indirect_checks;   /* 3 */
