@@ -75,19 +75,23 @@ extern "C" {
 #define SWIM_MIN_TOMBSTONE_MS 1000
 #define SWIM_MAX_TOMBSTONE_MS 604800000
 
-/* Error codes: negative, like libuv's. */
+/* Error codes: negative, like libuv's, in livemesh's one error space:
+ * -1201..-1299 are the core's (never errno or libuv values, nor the
+ * runtime's LM_E* or the trust layer's LM_TRUST_E*), so a code that
+ * travels up through the runtime keeps its meaning and lm_strerror() names
+ * it. */
 #define SWIM_ERRNO_MAP(X)                                                     \
-  X(EINVAL, -1, "invalid argument")                                           \
-  X(ENOMEM, -2, "out of memory")                                              \
-  X(EMALFORMED, -3, "malformed message")                                      \
-  X(ETRUNC, -4, "truncated message")                                          \
-  X(EVERSION, -5, "unknown protocol version")                                 \
-  X(ETOOBIG, -6, "message too large")                                         \
-  X(EBADSIG, -7, "record signature rejected")                                 \
-  X(EBUSY, -8, "core re-entered from a callback")                             \
-  X(ESTATE, -9, "operation not allowed in this state")                        \
-  X(ENOTFOUND, -10, "no such member")                                         \
-  X(ENOSPACE, -11, "does not fit in a datagram")
+  X(EINVAL, -1201, "invalid argument")                                          \
+  X(ENOMEM, -1202, "out of memory")                                             \
+  X(EMALFORMED, -1203, "malformed message")                                     \
+  X(ETRUNC, -1204, "truncated message")                                         \
+  X(EVERSION, -1205, "unknown protocol version")                                \
+  X(ETOOBIG, -1206, "message too large")                                        \
+  X(EBADSIG, -1207, "record signature rejected")                                \
+  X(EBUSY, -1208, "core re-entered from a callback")                            \
+  X(ESTATE, -1209, "operation not allowed in this state")                       \
+  X(ENOTFOUND, -1210, "no such member")                                        \
+  X(ENOSPACE, -1211, "does not fit in a datagram")
 #define SWIM_ERR_ENUM(n, v, s) SWIM_##n = v,
 enum { SWIM_OK = 0, SWIM_ERRNO_MAP(SWIM_ERR_ENUM) };
 #undef SWIM_ERR_ENUM
