@@ -40,20 +40,20 @@
 extern "C" {
 #endif
 
-/* Error codes: negative, in their own range (swim -1.., trust -101..,
- * the core's future range -201.., public LM_E* -1001..). */
+/* Error codes: negative, -1301..-1399 in livemesh's one error space
+ * (include/livemesh/livemesh.h lists the ranges; lm_strerror names them). */
 #define LM_STORE_ERRNO_MAP(X)                                                  \
-  X(EINVAL, -301, "invalid argument")                                          \
-  X(ENOMEM, -302, "out of memory")                                             \
-  X(EMALFORMED, -303, "malformed service list")                                \
-  X(ETRUNC, -304, "truncated service list")                                    \
-  X(EVERSION, -305, "unknown service list version")                            \
-  X(ETOOBIG, -306, "service list exceeds a limit")                             \
-  X(EDUPUUID, -307, "a uuid appears twice in one service list")                \
-  X(EIDMISMATCH, -308, "service list signed for another member")               \
-  X(ESTALE, -309, "service list not newer than the one held")                  \
-  X(EBUSY, -310, "store mutated from inside one of its callbacks")             \
-  X(ENOTFOUND, -311, "no such member, service or watch")
+  X(EINVAL, -1301, "invalid argument")                                          \
+  X(ENOMEM, -1302, "out of memory")                                             \
+  X(EMALFORMED, -1303, "malformed service list")                                \
+  X(ETRUNC, -1304, "truncated service list")                                    \
+  X(EVERSION, -1305, "unknown service list version")                            \
+  X(ETOOBIG, -1306, "service list exceeds a limit")                             \
+  X(EDUPUUID, -1307, "a uuid appears twice in one service list")                \
+  X(EIDMISMATCH, -1308, "service list signed for another member")               \
+  X(ESTALE, -1309, "service list not newer than the one held")                  \
+  X(EBUSY, -1310, "store mutated from inside one of its callbacks")             \
+  X(ENOTFOUND, -1311, "no such member, service or watch")
 #define LM_STORE_ERR_ENUM(n, v, s) LM_STORE_##n = v,
 enum { LM_STORE_OK = 0, LM_STORE_ERRNO_MAP(LM_STORE_ERR_ENUM) };
 #undef LM_STORE_ERR_ENUM

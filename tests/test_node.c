@@ -34,8 +34,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <errno.h>
 #include <livemesh/livemesh.h>
 #include <uv.h>
+
+#include "swim.h"  /* SWIM_E*: the core's codes, part of the one error space */
+#include "trust.h" /* LM_TRUST_E*: the trust layer's */
 
 #include "node_harness.h"
 
@@ -169,6 +173,28 @@ static void expect_new_fails(uv_loop_t *loop, const lm_options_t *o, int want) {
   assert_null(n);
 }
 
+/* One error space: every code distinct, every one named. */
+static void test_error_space(void **state) {
+  (void)state;
+  assert_string_equal(lm_err_name(0), "LM_OK");
+  assert_string_equal(lm_err_name(LM_ESTATE), "LM_ESTATE");
+  assert_string_equal(lm_err_name(LM_TRUST_ECERT_UNTRUSTED),
+                      "LM_TRUST_ECERT_UNTRUSTED");
+  assert_string_equal(lm_strerror(LM_TRUST_ECERT_UNTRUSTED),
+                      "certificate from an untrusted cluster key");
+  assert_string_equal(lm_err_name(SWIM_ESTATE), "SWIM_ESTATE");
+  assert_string_equal(lm_strerror(SWIM_ENOSPACE), "does not fit in a datagram");
+  assert_string_equal(lm_err_name(UV_ECONNREFUSED), "ECONNREFUSED");
+  assert_string_equal(lm_err_name(-ECONNREFUSED), "ECONNREFUSED");
+  assert_string_equal(lm_err_name(UV_EOF), "EOF");
+  assert_string_equal(lm_strerror(UV_EOF), uv_strerror(UV_EOF));
+  assert_string_equal(lm_err_name(LM_ERR_LAST - 1), "LM_UNKNOWN");
+  /* the ranges the header documents */
+  assert_true(LM_TRUST_EINVAL < LM_ERR_TRUST_BASE &&
+              LM_TRUST_EEXHAUSTED > LM_ERR_CORE_BASE);
+  assert_true(SWIM_EINVAL < LM_ERR_CORE_BASE && SWIM_ENOSPACE >= LM_ERR_LAST);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   watchdog(60);
@@ -226,7 +252,7 @@ static void test_bad_options(void **state) {
   expect_new_fails(&c->loop, &o, LM_ECERT);
   o = good;
   o.identity = &outsider;
-  expect_new_fails(&c->loop, &o, LM_ECERT);
+  expect_new_fails(&c->loop, &o, LM_TRUST_ECERT_UNTRUSTED);
   lm_identity_t empty = id;
   empty.cert_len = 0;
   o = good;
@@ -640,6 +666,7 @@ static void test_garbage(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_error_space),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_converge_crash_leave),
       cmocka_unit_test(test_untrusted_never_admitted),

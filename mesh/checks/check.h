@@ -66,15 +66,15 @@ extern "C" {
 #define LM__CHECK_COMMAND_MAX 4096
 #define LM__CHECK_ERR_MAX 160      /* room that holds any error text */
 
-/* Error codes: negative. -1100..-1199 are the checks' own (kept apart from
+/* Error codes: negative. -1401..-1499 are the checks' own (kept apart from
  * livemesh.h's -1001.. so they can join its table unchanged); any other
  * negative code is a libuv error. lm__check_strerror() names both. */
 #define LM__CHECK_ERRNO_MAP(X)                                                 \
-  X(EINVAL, -1101, "invalid check specification")                              \
-  X(EEXEC, -1102, "exec checks are not allowed on this checker")               \
-  X(ENOMEM, -1103, "out of memory")                                            \
-  X(ECLOSING, -1104, "the checker is closing")                                 \
-  X(EKIND, -1105, "not valid for this kind of check")
+  X(EINVAL, -1401, "invalid check specification")                              \
+  X(EEXEC, -1402, "exec checks are not allowed on this checker")               \
+  X(ENOMEM, -1403, "out of memory")                                            \
+  X(ECLOSING, -1404, "the checker is closing")                                 \
+  X(EKIND, -1405, "not valid for this kind of check")
 #define LM__CHECK_ERR_ENUM(n, v, s) LM__CHECK_##n = v,
 enum { LM__CHECK_ERRNO_MAP(LM__CHECK_ERR_ENUM) };
 #undef LM__CHECK_ERR_ENUM

@@ -13,8 +13,9 @@
 int lm_cluster_keygen(uint8_t pk[LM_PUBLICKEY_BYTES],
                       uint8_t sk[LM_SECRETKEY_BYTES]) {
   lm_keypair_t kp;
-  if (lm_keypair_generate(&kp))
-    return LM_EKEY;
+  int rc = lm_keypair_generate(&kp);
+  if (rc)
+    return rc;
   memcpy(pk, kp.pk, sizeof kp.pk);
   memcpy(sk, kp.sk, sizeof kp.sk);
   lm_keypair_wipe(&kp);
@@ -28,20 +29,20 @@ int lm_identity_issue(lm_identity_t *out, const char *name,
   memset(out, 0, sizeof *out);
   if (!name || !*name || strlen(name) > LM_NAME_MAX || !valid_seconds)
     return LM_EINVAL;
-  if (lm_keypair_generate(&node))
-    return LM_EKEY;
+  int rc = lm_keypair_generate(&node);
+  if (rc)
+    return rc;
   memcpy(cl.sk, cluster_sk, sizeof cl.sk);
   memcpy(cl.pk, cluster_sk + 32, sizeof cl.pk); /* Ed25519 sk = seed || pk */
   uint64_t now = (uint64_t)time(NULL);
   lm_cert_t cert;
-  int rc = lm_cert_issue(&cert, node.pk, name, now - 60, now + valid_seconds,
-                         &cl);
+  rc = lm_cert_issue(&cert, node.pk, name, now - 60, now + valid_seconds, &cl);
   lm_keypair_wipe(&cl);
   if (rc == 0)
     rc = lm_cert_encode(out->cert, sizeof out->cert, &out->cert_len, &cert);
   if (rc) {
     lm_keypair_wipe(&node);
-    return LM_ECERT;
+    return rc;
   }
   memcpy(out->pk, node.pk, sizeof out->pk);
   memcpy(out->sk, node.sk, sizeof out->sk);
@@ -54,13 +55,15 @@ int lm_identity_load(lm_identity_t *out, const char *key_file,
   lm_keypair_t kp;
   lm_cert_t cert;
   memset(out, 0, sizeof *out);
-  if (lm_keypair_load(&kp, key_file) != 0)
-    return LM_EKEY;
-  if (lm_cert_load(&cert, cert_file) != 0 ||
-      memcmp(cert.node_pk, kp.pk, sizeof kp.pk) != 0 ||
-      lm_cert_encode(out->cert, sizeof out->cert, &out->cert_len, &cert)) {
+  int rc = lm_keypair_load(&kp, key_file);
+  if (rc)
+    return rc;
+  if ((rc = lm_cert_load(&cert, cert_file)) ||
+      (rc = memcmp(cert.node_pk, kp.pk, sizeof kp.pk) ? LM_ECERT : 0) ||
+      (rc = lm_cert_encode(out->cert, sizeof out->cert, &out->cert_len,
+                           &cert))) {
     lm_keypair_wipe(&kp);
-    return LM_ECERT;
+    return rc;
   }
   memcpy(out->pk, kp.pk, sizeof out->pk);
   memcpy(out->sk, kp.sk, sizeof out->sk);
@@ -69,7 +72,7 @@ int lm_identity_load(lm_identity_t *out, const char *key_file,
 }
 
 int lm_cluster_pubkey_load(uint8_t pk[LM_PUBLICKEY_BYTES], const char *path) {
-  return lm_pubkey_load(pk, path) == 0 ? 0 : LM_EKEY;
+  return lm_pubkey_load(pk, path);
 }
 
 void lm_identity_wipe(lm_identity_t *id) {

@@ -111,7 +111,7 @@ int lm__apply_join(lm_node_t *n, const swim_addr_t *a, size_t k) {
   int rc = swim_join(n->core, a, k, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
-  return rc ? LM_ESTATE : 0;
+  return rc; /* the core's SWIM_E* cause, if any */
 }
 
 int lm__apply_leave(lm_node_t *n, lm_done_cb cb, void *ud) {
@@ -121,7 +121,7 @@ int lm__apply_leave(lm_node_t *n, lm_done_cb cb, void *ud) {
   int rc = swim_leave(n->core, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   if (rc)
-    return LM_ESTATE;
+    return rc;
   n->state = ST_LEAVING;
   n->leave_cb = cb;
   n->leave_ud = ud;
@@ -159,7 +159,7 @@ int lm__node_refresh_meta(lm_node_t *n) {
   int rc = swim_set_meta(n->core, n->meta, n->meta_len, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
-  return rc ? LM_ESTATE : 0;
+  return rc;
 }
 
 size_t lm__node_max_datagram(const lm_node_t *n) {
@@ -325,19 +325,21 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
     goto fail;
   memcpy(n->cert_raw, o->identity->cert, o->identity->cert_len);
   n->cert_len = o->identity->cert_len;
+  /* from here on, the trust layer's LM_TRUST_E* code is the cause */
   lm_trust_set_init(&n->trust);
   for (size_t i = 0; i < o->ntrusted; i++)
-    if (lm_trust_set_add(&n->trust, o->trusted[i]))
+    if ((rc = lm_trust_set_add(&n->trust, o->trusted[i])))
       goto fail;
-  if (lm_cert_verify(&n->trust, &n->cert, (uint64_t)time(NULL)) != 0)
+  if ((rc = lm_cert_verify(&n->trust, &n->cert, (uint64_t)time(NULL))))
     goto fail;
-  rc = LM_EKEY;
-  if (lm_cluster_init(&n->cluster, n->opt.cluster, o->secret, 0))
+  if ((rc = lm_cluster_init(&n->cluster, n->opt.cluster, o->secret, 0)))
     goto fail;
-  if (lm_sender_init(&n->tx, &n->cluster, &n->kp, (uint64_t)lm__node_unix_ms() * 1000) ||
-      lm_sender_set_cert(&n->tx, &n->cert))
+  if ((rc = lm_sender_init(&n->tx, &n->cluster, &n->kp,
+                           (uint64_t)lm__node_unix_ms() * 1000)) ||
+      (rc = lm_sender_set_cert(&n->tx, &n->cert)))
     goto fail;
-  if (lm_receiver_init(&n->rx, &n->cluster, &n->trust, lm__key_lookup, n))
+  if ((rc = lm_receiver_init(&n->rx, &n->cluster, &n->trust, lm__key_lookup,
+                             n)))
     goto fail;
   rc = LM_EINVAL;
   if (o->share_records_with) {
@@ -515,7 +517,6 @@ int lm_node_start(lm_node_t *n) {
   cb.verify = lm__core_verify;
   if ((rc = swim_new(&n->core, &cfg, &cb, n, lm__now_ms(n)))) {
     lm__node_log(n, LM_LOG_ERROR, "cannot start the protocol: %s", swim_strerror(rc));
-    rc = LM_EINVAL;
     goto fail;
   }
   n->state = ST_RUNNING;
@@ -692,11 +693,12 @@ int lm_node_set_trusted(lm_node_t *n,
     return LM_EINVAL;
   lm_trust_set_t ts;
   lm_trust_set_init(&ts);
+  int rc;
   for (size_t i = 0; i < ntrusted; i++)
-    if (lm_trust_set_add(&ts, trusted[i]))
-      return LM_EINVAL;
-  if (lm_cert_verify(&ts, &n->cert, (uint64_t)time(NULL)) != 0)
-    return LM_ECERT; /* we would refuse our own record */
+    if ((rc = lm_trust_set_add(&ts, trusted[i])))
+      return rc;
+  if ((rc = lm_cert_verify(&ts, &n->cert, (uint64_t)time(NULL))))
+    return rc; /* we would refuse our own record */
   uv_mutex_lock(&n->mu);
   n->trust = ts;
   uv_mutex_unlock(&n->mu);
