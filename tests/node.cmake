@@ -20,3 +20,7 @@ target_include_directories(test_node_services PRIVATE
   ${PROJECT_SOURCE_DIR}/mesh/node ${PROJECT_SOURCE_DIR}/mesh/trust
   ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store)
 target_link_libraries(test_node_services PRIVATE PkgConfig::MSGPACK)
+
+# The decoder of the service-list messages members exchange.
+lm_add_fuzz(fuzz_svc_msg ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_svc_msg.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/svc_msg LIBS lm_svc_wire)

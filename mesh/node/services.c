@@ -17,19 +17,12 @@
  * list but never forge or alter one. Nothing is sent to a member that
  * already holds the list: it is only sent when asked for.
  *
- * Messages (msgpack, inside the authenticated envelope, told apart from
- * the core's messages by their first element):
- *
- *   REQ   [83, 1, [[id (bin 32), seq (u64)], ...]]   at most SVC_REQ_MAX
- *   LIST  [83, 2, list (bin)]     list = body || Ed25519 signature (64)
- *
- * The body is store/'s service list encoding. The signature covers
- * "livemesh-svc-v1\0" || body.
+ * The messages (REQ, LIST) are in svc_wire.h; the list's body is store/'s
+ * encoding (store/svc_codec.h); its signature is lm_svc_sign's (trust.h).
  */
 #define _GNU_SOURCE
 #include "node_internal.h"
 
-#include <msgpack.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,18 +31,14 @@
 #include "check.h"
 #include "store.h"
 #include "svc_codec.h"
+#include "svc_wire.h"
 #include "swim_proto.h"
 
-#define SVC_MARK 83
-#define SVC_MSG_REQ 1
-#define SVC_MSG_LIST 2
-#define SVC_REQ_MAX 16
 #define SVC_TICK_MS 100
 #define SVC_RETRY_MS 500
 #define SVC_RETRY_MAX_MS 5000
 #define SVC_PUBLISH_DELAY_MS 10
 #define SVC_SWEEP_MS 1000 /* maintenance ends, missed lists */
-#define SVC_DOMAIN "livemesh-svc-v1"
 
 /* ---- local services ---- */
 
@@ -722,51 +711,29 @@ void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev) {
     want(n, m.id, seq);
 }
 
-/* [83, kind, ...] */
-static void pack_head(msgpack_packer *pk, uint8_t kind, size_t n) {
-  msgpack_pack_array(pk, 3);
-  msgpack_pack_uint8(pk, SVC_MARK);
-  msgpack_pack_uint8(pk, kind);
-  (void)n;
-}
-
 static void send_request(lm_node_t *n, const swim_addr_t *to,
                          const uint8_t id[SWIM_ID_LEN], uint64_t seq) {
   uint8_t buf[128];
-  swim_wbuf_t w;
-  swim_wbuf_init(&w, buf, sizeof buf);
-  msgpack_packer pk;
-  swim_wbuf_packer(&w, &pk);
-  pack_head(&pk, SVC_MSG_REQ, 1);
-  msgpack_pack_array(&pk, 1);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_bin(&pk, SWIM_ID_LEN);
-  msgpack_pack_bin_body(&pk, id, SWIM_ID_LEN);
-  msgpack_pack_uint64(&pk, seq);
-  if (w.overflow)
+  size_t len = lm__svcmsg_encode_req(buf, sizeof buf, id, seq);
+  if (!len)
     return;
   n->svc->requests_sent++;
-  lm__core_send(n, to, buf, w.len);
+  lm__core_send(n, to, buf, len);
 }
 
 /* A list goes in a datagram when it fits, else over the stream. */
 static void send_list(lm_node_t *n, const swim_addr_t *to, const uint8_t *raw,
                       size_t len) {
-  swim_wbuf_t w;
-  swim_wbuf_init_dyn(&w);
-  msgpack_packer pk;
-  swim_wbuf_packer(&w, &pk);
-  pack_head(&pk, SVC_MSG_LIST, 1);
-  msgpack_pack_bin(&pk, len);
-  msgpack_pack_bin_body(&pk, raw, len);
-  if (!w.overflow) {
-    n->svc->lists_sent++;
-    if (w.len <= lm__node_max_datagram(n))
-      lm__core_send(n, to, w.p, w.len);
-    else
-      lm__core_send_stream(n, to, w.p, w.len);
-  }
-  free(w.p);
+  size_t mlen;
+  uint8_t *m = lm__svcmsg_encode_list(raw, len, &mlen);
+  if (!m)
+    return;
+  n->svc->lists_sent++;
+  if (mlen <= lm__node_max_datagram(n))
+    lm__core_send(n, to, m, mlen);
+  else
+    lm__core_send_stream(n, to, m, mlen);
+  free(m);
 }
 
 static void sweep(lm_node_t *n);
@@ -834,31 +801,17 @@ static void svc_drop(lm_node_t *n, int reason, const struct sockaddr *from,
 }
 
 static void on_request(lm_node_t *n, const struct sockaddr *from,
-                       const msgpack_object *items) {
-  if (items->type != MSGPACK_OBJECT_ARRAY ||
-      items->via.array.size > SVC_REQ_MAX) {
-    svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed request");
-    return;
-  }
+                       const lm__svcmsg_t *msg) {
   swim_addr_t to;
   lm__sa_to_swim(from, &to);
-  for (uint32_t i = 0; i < items->via.array.size; i++) {
-    const msgpack_object *e = &items->via.array.ptr[i];
-    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
-        e->via.array.ptr[0].type != MSGPACK_OBJECT_BIN ||
-        e->via.array.ptr[0].via.bin.size != SWIM_ID_LEN ||
-        e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-      svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed request");
-      return;
-    }
-    const uint8_t *id = (const uint8_t *)e->via.array.ptr[0].via.bin.ptr;
-    uint64_t seq = e->via.array.ptr[1].via.u64;
+  for (size_t i = 0; i < msg->nreq; i++) {
     const uint8_t *raw;
     size_t len;
     uint64_t held;
     uv_mutex_lock(&n->mu);
-    int have = lm_store_services_raw(n->svc->store, id, &raw, &len, &held) == 0
-               && held >= seq;
+    int have = lm_store_services_raw(n->svc->store, msg->req[i].id, &raw,
+                                     &len, &held) == 0 &&
+               held >= msg->req[i].seq;
     uint8_t *copy = have ? malloc(len) : NULL;
     if (copy)
       memcpy(copy, raw, len);
@@ -871,14 +824,10 @@ static void on_request(lm_node_t *n, const struct sockaddr *from,
 }
 
 static void on_list(lm_node_t *n, const struct sockaddr *from,
-                    const msgpack_object *o) {
+                    const lm__svcmsg_t *msg) {
   struct lm__svc *S = n->svc;
-  if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size <= LM_SIG_LEN) {
-    svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed list");
-    return;
-  }
-  const uint8_t *raw = (const uint8_t *)o->via.bin.ptr;
-  size_t len = o->via.bin.size, body = len - LM_SIG_LEN;
+  const uint8_t *raw = msg->list;
+  size_t len = msg->list_len, body = len - LM_SIG_LEN;
   lm_svclist_hdr_t h;
   int rc = lm_svclist_check(&h, raw, body);
   if (rc) {
@@ -918,7 +867,7 @@ static void on_list(lm_node_t *n, const struct sockaddr *from,
 }
 
 int lm__svc_is_msg(const uint8_t *p, size_t len) {
-  return len >= 3 && (p[0] & 0xf0) == 0x90 && p[1] == SVC_MARK;
+  return lm__svcmsg_is(p, len);
 }
 
 /* A service message (lm__svc_is_msg said so), authenticated by the
@@ -927,29 +876,15 @@ void lm__svc_recv(lm_node_t *n, const struct sockaddr *from, const uint8_t *p,
                   size_t len) {
   if (!n->svc || !n->core)
     return;
-  if (swim_skim(p, len)) {
-    svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed message");
+  lm__svcmsg_t msg;
+  if (lm__svcmsg_decode(&msg, p, len)) {
+    svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed service message");
     return;
   }
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  size_t off = 0;
-  if (msgpack_unpack_next(&u, (const char *)p, len, &off) !=
-          MSGPACK_UNPACK_SUCCESS ||
-      off != len || u.data.type != MSGPACK_OBJECT_ARRAY ||
-      u.data.via.array.size != 3 ||
-      u.data.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-    svc_drop(n, LM__SVC_DROP_MALFORMED, from, "malformed message");
-  } else {
-    uint64_t kind = u.data.via.array.ptr[1].via.u64;
-    if (kind == SVC_MSG_REQ)
-      on_request(n, from, &u.data.via.array.ptr[2]);
-    else if (kind == SVC_MSG_LIST)
-      on_list(n, from, &u.data.via.array.ptr[2]);
-    else
-      svc_drop(n, LM__SVC_DROP_MALFORMED, from, "unknown service message");
-  }
-  msgpack_unpacked_destroy(&u);
+  if (msg.kind == LM__SVCMSG_REQ)
+    on_request(n, from, &msg);
+  else
+    on_list(n, from, &msg);
 }
 
 /* Level-triggered repair: any member whose record announces a list newer
