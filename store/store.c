@@ -164,16 +164,21 @@ typedef struct group {
 
 typedef struct member member_t;
 
+/* What is_up reads comes first and is copied from the member (its status,
+ * the list's signed_ms), so an answer touches the group and the service
+ * and nothing else: at 10,000 members each of those is a cache miss. */
 struct svc {
+  int eff;
+  int mstatus;       /* the member's status, kept in step by member_set */
+  int64_t signed_ms; /* of the list that carried it */
+  int64_t changed_ms;
   lm_service_t pub; /* strings in the member's decoded list */
   member_t *m;
   hnode_t huuid;
   group_t *g[G_N];
   svc_t *prev[G_N + 1], *next[G_N + 1];
-  int eff;
   int matched; /* scratch of services_set */
   const char *eff_cause;
-  int64_t changed_ms;
 };
 
 struct member {
@@ -725,6 +730,7 @@ static void member_set_status(lm_store_t *st, member_t *m, int status,
                                     "member dead", "member left"};
   for (size_t i = 0; i < m->nsvcs; i++) {
     svc_t *s = &m->svcs[i];
+    s->mstatus = status;
     int eff = eff_of(s->pub.status, status);
     s->eff_cause = eff_cause_of(s, status);
     if (eff == s->eff)
@@ -925,6 +931,8 @@ int lm_store_services_set(lm_store_t *st, const uint8_t id[LM_STORE_ID_LEN],
     s->pub = l->svcs[i];
     s->pub.host = m->name;
     s->m = m;
+    s->mstatus = m->status;
+    s->signed_ms = l->hdr.signed_ms;
     if (svc_acquire(st, s)) {
       while (i-- > 0)
         svc_release(st, &svcs[i]);
@@ -993,8 +1001,8 @@ int lm_store_services_raw(const lm_store_t *st,
 static void svc_view(const svc_t *s, lm_store_svc_view_t *v) {
   v->svc = &s->pub;
   v->effective = s->eff;
-  v->member_status = s->m->status;
-  v->signed_ms = s->m->list->hdr.signed_ms;
+  v->member_status = s->mstatus;
+  v->signed_ms = s->signed_ms;
   v->changed_ms = s->changed_ms;
   v->cause = s->eff_cause;
   v->member_id = s->m->id;
@@ -1131,11 +1139,11 @@ static int is_up_fill(const svc_t *s, int64_t now, lm_store_is_up_t *out) {
     out->found = 1;
     out->up = up;
     out->status = s->eff;
-    out->member_status = s->m->status;
+    out->member_status = s->mstatus;
     memcpy(out->uuid, s->pub.uuid, LM_UUID_LEN);
     out->type = s->pub.type;
-    out->host = s->m->name;
-    out->age_ms = now - s->m->list->hdr.signed_ms;
+    out->host = s->pub.host;
+    out->age_ms = now - s->signed_ms;
     out->svc = &s->pub;
   }
   return up;

@@ -168,8 +168,9 @@ typedef struct lm_store_svc_view {
   const uint8_t *member_id;
 } lm_store_svc_view_t;
 
-/* 0 and *out filled, or ENOTFOUND. Should two members claim one uuid, the
- * first held wins. */
+/* 0 and *out filled, or ENOTFOUND. Should two members claim one uuid
+ * (only a misbehaving member would), one of them is returned; each member's
+ * own list is still diffed against its own services only. */
 int lm_store_service_find(const lm_store_t *store,
                           const uint8_t uuid[LM_UUID_LEN],
                           lm_store_svc_view_t *out);

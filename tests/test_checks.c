@@ -186,7 +186,7 @@ typedef struct srv {
   int port;
   int code; /* status to answer, SRV_SILENT never answers */
   conn_t *conns;
-  int served;
+  int accepted, served;
 } srv_t;
 
 static void srv_listener_closed(uv_handle_t *h) {
@@ -252,6 +252,7 @@ static void srv_on_conn(uv_stream_t *l, int status) {
   conn_t *cn = calloc(1, sizeof(*cn));
   assert_non_null(cn);
   cn->s = s;
+  s->accepted++;
   uv_tcp_init(s->loop, &cn->h);
   cn->h.data = cn;
   cn->next = s->conns;
@@ -307,8 +308,8 @@ static lm__check_spec_t http_spec(const char *url) {
   memset(&sp, 0, sizeof(sp));
   sp.kind = LM_CHECK_HTTP;
   sp.url = url;
-  sp.interval_ms = 300;
-  sp.timeout_ms = 300;
+  sp.interval_ms = 500;
+  sp.timeout_ms = 500;
   return sp;
 }
 
@@ -379,7 +380,7 @@ static void test_validation(void **state) {
   assert_int_equal(lm__check_validate(e.c, &sp, err, sizeof(err)), 0);
   sp.timeout_ms = 0;
   expect_refused(e.c, &sp, LM__CHECK_EINVAL, "timeout_ms");
-  sp.timeout_ms = 301; /* timeouts never exceed the interval */
+  sp.timeout_ms = 501; /* timeouts never exceed the interval */
   expect_refused(e.c, &sp, LM__CHECK_EINVAL, "timeout_ms");
   sp.interval_ms = 0;
   expect_refused(e.c, &sp, LM__CHECK_EINVAL, "interval_ms");
@@ -716,6 +717,7 @@ static void test_http_silent_server_times_out(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
   lm__check_spec_t sp = http_spec(url);
   sp.interval_ms = 60000; /* one run */
+  sp.timeout_ms = 300;
   sp.initial = LM__CHECK_INITIAL_UP;
   lm__check_t *k = start_ok(&e, &sp);
   assert_true(wait_status(&e, k, LM_SVC_DOWN, WAIT_MS));
@@ -723,8 +725,30 @@ static void test_http_silent_server_times_out(void **state) {
   assert_non_null(strstr(e.last_out, "timed out"));
   assert_int_equal(lm__checker_runs(e.c, LM_CHECK_HTTP, LM__CHECK_TIMEOUT), 1);
   assert_int_equal(s.served, 0);
+
+  /* closing the checker with a transfer in flight frees it all */
+  sp.timeout_ms = 30000;
+  start_ok(&e, &sp);
+  arm(&e, WAIT_MS);
+  int accepted = s.accepted;
+  while (s.accepted == accepted && !e.expired)
+    uv_run(&e.loop, UV_RUN_ONCE);
+  uv_timer_stop(&e.guard);
+  assert_int_equal(s.accepted, accepted + 1);
+  assert_int_equal(lm__checker_running(e.c), 1);
+  int changes = e.changes;
+  lm__checker_close(e.c, on_closed, &e);
+  arm(&e, WAIT_MS);
+  while (!e.closed && !e.expired)
+    uv_run(&e.loop, UV_RUN_ONCE);
+  uv_timer_stop(&e.guard);
+  assert_int_equal(e.closed, 1);
+  assert_int_equal(e.changes, changes);
   srv_stop(&s);
-  env_fini(&e);
+  uv_close((uv_handle_t *)&e.guard, NULL);
+  uv_run(&e.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&e.loop), 0);
+  rmdir(e.dir);
 }
 
 /* ---- tcp ---- */
@@ -742,8 +766,8 @@ static void test_tcp_open_and_closed_port(void **state) {
   memset(&sp, 0, sizeof(sp));
   sp.kind = LM_CHECK_TCP;
   sp.addr = addr;
-  sp.interval_ms = 300;
-  sp.timeout_ms = 300;
+  sp.interval_ms = 500;
+  sp.timeout_ms = 500;
   lm__check_t *k = start_ok(&e, &sp);
   assert_true(wait_status(&e, k, LM_SVC_UP, WAIT_MS));
   assert_non_null(strstr(e.last_out, "success"));
@@ -912,8 +936,8 @@ static void test_thresholds(void **state) {
   sp.initial = LM__CHECK_INITIAL_UP;
   sp.failures_before_down = 3;
   sp.successes_before_up = 2;
-  sp.interval_ms = 150;
-  sp.timeout_ms = 150;
+  sp.interval_ms = 500;
+  sp.timeout_ms = 500;
   lm__check_t *k = start_ok(&e, &sp);
   assert_true(wait_runs(&e, 3, WAIT_MS));
   /* two failures leave it up, the third takes it down */

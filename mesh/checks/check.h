@@ -112,7 +112,7 @@ typedef void (*lm__checker_close_cb)(void *ud);
 
 typedef struct lm__checker_opts {
   unsigned max_concurrent; /* 0: LM__CHECK_MAX_CONCURRENT_DEFAULT */
-  int allow_exec;          /* exec checks are refused unless 1 */
+  int allow_exec;          /* exec checks are refused unless exactly 1 */
   /* Watch processes with kill(pid, 0) every interval even where
    * pidfd_open works: for tests and seccomp sandboxes. The fallback sees a
    * death only at the next poll, counts a zombie as alive and can be fooled

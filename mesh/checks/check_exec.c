@@ -135,7 +135,8 @@ int lm__chk_exec_start(run_t *r) {
   lm__check_t *k = r->check;
   uv_loop_t *loop = k->c->loop;
   uv_file fds[2];
-  int rc = uv_pipe(fds, 0, 0); /* both ends close-on-exec */
+  /* Both ends close-on-exec; ours non-blocking for the drain at exit. */
+  int rc = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
   if (rc != 0)
     return rc;
   char *args[] = {"sh", "-c", k->command, NULL};
