@@ -159,6 +159,8 @@ typedef struct group {
   hnode_t hn;
   svc_t *head;
   size_t count, refs;
+  size_t nup; /* linked services whose effective status is up: is_up
+                 without details reads the group alone */
   const char *k1, *k2; /* copies, after the struct */
 } group_t;
 
@@ -434,6 +436,7 @@ static void svc_link(lm_store_t *st, svc_t *s) {
   for (int k = 0; k < G_N; k++) {
     list_add(&s->g[k]->head, s, k);
     s->g[k]->count++;
+    s->g[k]->nup += s->eff == LM_SVC_UP;
   }
   list_add(&st->st_head[s->eff], s, L_STATUS);
   st->st_count[s->eff]++;
@@ -446,6 +449,7 @@ static void svc_unlink(lm_store_t *st, svc_t *s) {
   for (int k = 0; k < G_N; k++) {
     list_del(&s->g[k]->head, s, k);
     s->g[k]->count--;
+    s->g[k]->nup -= s->eff == LM_SVC_UP;
   }
   list_del(&st->st_head[s->eff], s, L_STATUS);
   st->st_count[s->eff]--;
@@ -457,6 +461,8 @@ static void svc_unlink(lm_store_t *st, svc_t *s) {
 static void svc_set_eff(lm_store_t *st, svc_t *s, int eff) {
   list_del(&st->st_head[s->eff], s, L_STATUS);
   st->st_count[s->eff]--;
+  for (int k = 0; k < G_N; k++)
+    s->g[k]->nup += (eff == LM_SVC_UP) - (s->eff == LM_SVC_UP);
   s->eff = eff;
   list_add(&st->st_head[eff], s, L_STATUS);
   st->st_count[eff]++;
@@ -702,10 +708,12 @@ static int member_rename(lm_store_t *st, member_t *m, const char *name) {
       int k = kinds[j];
       list_del(&s->g[k]->head, s, k);
       s->g[k]->count--;
+      s->g[k]->nup -= s->eff == LM_SVC_UP;
       group_unref(st, k, s->g[k]);
       s->g[k] = ng[2 * i + j];
       list_add(&s->g[k]->head, s, k);
       s->g[k]->count++;
+      s->g[k]->nup += s->eff == LM_SVC_UP;
     }
   }
   free(ng);
@@ -1164,6 +1172,8 @@ int lm_store_is_up(const lm_store_t *st, const char *type, const char *host,
     return is_up_none(out);
   const group_t *g =
       group_find(st, G_TH, type, host, hash_pair(type, host));
+  if (!out) /* the common question: answered from the group alone */
+    return g && g->nup > 0;
   const svc_t *best = NULL;
   for (const svc_t *s = g ? g->head : NULL; s; s = s->next[G_TH]) {
     if (s->eff == LM_SVC_UP) {

@@ -1166,6 +1166,9 @@ static void test_is_up_table(void **state) {
       if (order)
         assert_int_equal(set_member(st, 1, rows[r].member, 60), 0);
       lm_store_is_up_t out;
+      /* the short answer (from the group alone) agrees with the long one */
+      assert_int_equal(lm_store_is_up(st, "api", "node-1", 100, NULL),
+                       rows[r].up);
       assert_int_equal(lm_store_is_up(st, "api", "node-1", 100, &out),
                        rows[r].up);
       assert_int_equal(out.found, 1);
@@ -1219,12 +1222,14 @@ static void test_is_up_workers(void **state) {
   assert_int_equal(set_services(st, 1, 1, 10, w, 4, 10), 0);
   lm_store_is_up_t out;
   assert_int_equal(lm_store_is_up(st, "worker", "node-1", 10, &out), 0);
+  assert_int_equal(lm_store_is_up(st, "worker", "node-1", 10, NULL), 0);
   assert_int_equal(out.found, 1);
   assert_int_equal(out.status, LM_SVC_DOWN);
   /* worker 2 comes up: the pair is up and the answer names worker 2 */
   w[2].status = LM_SVC_UP;
   assert_int_equal(set_services(st, 1, 2, 20, w, 4, 20), 0);
   assert_int_equal(lm_store_is_up(st, "worker", "node-1", 20, &out), 1);
+  assert_int_equal(lm_store_is_up(st, "worker", "node-1", 20, NULL), 1);
   assert_int_equal(out.svc->worker, 2);
   /* all down again, worker 1 last to change (it went to maintenance
    * later): the answer describes it */
