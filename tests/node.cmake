@@ -1,4 +1,4 @@
-# The embedding API (mesh/node.c through include/livemesh/livemesh.h): real
+# The embedding API (mesh/node/ through include/livemesh/livemesh.h): real
 # nodes on loopback, one uv loop per test. Slower than the unit tests (a
 # hundred-node convergence, crash detection with the LAN timing), hence the
 # longer timeout.
