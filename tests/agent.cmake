@@ -1,4 +1,4 @@
-# The `livemesh` binary (mesh/agent.cmake): its configuration layers as a
+# The `livemesh` binary (mesh/agent/): its configuration layers as a
 # cmocka unit test, and the binary from the outside (keygen, config errors,
 # real agents on 127.0.0.1, the control protocol, signals, the demo) as a
 # shell script.

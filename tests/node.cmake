@@ -1,4 +1,4 @@
-# The embedding API (mesh/node.c through include/livemesh/livemesh.h): real
+# The embedding API (mesh/node/ through include/livemesh/livemesh.h): real
 # nodes on loopback, one uv loop per test. Slower than the unit tests (a
 # hundred-node convergence, crash detection with the LAN timing), hence the
 # longer timeout.
@@ -15,10 +15,11 @@ target_include_directories(test_node PRIVATE
 # Services on real nodes: registration, checks, watches, forged lists. It
 # reaches into the node's internals (to forge a list as an insider would).
 lm_add_test(test_node_services SOURCES test_node_services.c
-  LIBS livemesh_static lm_store TIMEOUT 600)
+  LIBS livemesh_static TIMEOUT 600)
 target_include_directories(test_node_services PRIVATE
   ${PROJECT_SOURCE_DIR}/mesh/node ${PROJECT_SOURCE_DIR}/mesh/trust
-  ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store)
+  ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store
+  ${PROJECT_SOURCE_DIR}/mesh/checks)
 target_link_libraries(test_node_services PRIVATE PkgConfig::MSGPACK)
 
 # The decoder of the service-list messages members exchange.

@@ -1,5 +1,5 @@
 /*
- * test_config.c: the agent's configuration layers (mesh/config.c): flags
+ * test_config.c: the agent's configuration layers (mesh/agent/config.c): flags
  * over environment over config file over defaults, a list from a higher
  * layer replacing a lower one, validation where a value is found with the
  * place named in the message, and the reload diff.

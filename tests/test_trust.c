@@ -1,5 +1,5 @@
 /*
- * test_trust.c: unit tests of the trust layer (mesh/trust.h): keys and key
+ * test_trust.c: unit tests of the trust layer (mesh/trust/trust.h): keys and key
  * files, certificates, the trust set and key rotation, record signing, the
  * envelope (plain, encrypted, stream frames with certificates) and replay
  * windows. Every test asserts outcomes, error codes included, since the

@@ -1,4 +1,4 @@
-# Trust layer (mesh/trust.c): unit tests and the envelope/cert fuzz target.
+# Trust layer (mesh/trust/trust.c): unit tests and the envelope/cert fuzz target.
 if(NOT TARGET lm_trust)
   return()
 endif()

@@ -7,7 +7,7 @@
  * logs to stderr (text or JSON lines), leaves gracefully on SIGTERM/SIGINT
  * and reloads on SIGHUP.
  *
- * Must never depend on swim/ or on node.c's internals: the public API
+ * Must never depend on swim/'s code or on mesh/node/'s internals: the public API
  * (livemesh.h) runs the node, trust.h reads and checks key files.
  */
 #define _GNU_SOURCE

@@ -7,7 +7,7 @@
  * 1 the agent answered with a failure, 2 usage errors and an unreachable
  * agent.
  *
- * Must never depend on swim/ or node.c: what it knows of the mesh comes
+ * Must never depend on swim/ or mesh/node/: what it knows of the mesh comes
  * from the agent's answers.
  */
 #define _GNU_SOURCE

@@ -16,7 +16,7 @@
  * Also here: the JSON shape of a member (INTERFACES.md, `members -o json`)
  * and RFC 3339 time stamps, so agent and client format them one way.
  *
- * Must never depend on node.c's or swim/'s internals: the public API's
+ * Must never depend on mesh/node/'s or swim/'s internals: the public API's
  * value types (lm_member_t) only, plus libuv and jansson.
  */
 #ifndef LIVEMESH_MESH_CONTROL_H

@@ -82,7 +82,7 @@ def parse_ts(ts):
     return d.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-# The member events of mesh/agent.c on_event(), and the start line.
+# The member events of mesh/agent/agent.c on_event(), and the start line.
 _EVENT_RES = [
     ("joined", re.compile(r"^member (\S+) joined at (\S+) \(generation (\d+)\)")),
     ("alive", re.compile(r"^member (\S+) is alive again at (\S+) \(was (\w+); generation (\d+)\)")),

@@ -37,7 +37,7 @@
 #             paced so that this is normally 0).
 #
 # The cluster tag is computed as the agent does (BLAKE2b-256 of
-# "livemesh-cluster-v1\0" || "livemesh", first 4 bytes; mesh/trust.c).
+# "livemesh-cluster-v1\0" || "livemesh", first 4 bytes; mesh/trust/trust.c).
 import hashlib
 import os
 import random
