@@ -5,11 +5,14 @@
  * are made in memory. A script then plays what the mesh is for:
  *
  *   1. the nodes start and join through n1, until every node sees every
- *      node alive;
- *   2. one node crashes (closed without leaving): the others suspect it,
- *      then declare it dead;
- *   3. it comes back (same identity, higher generation): alive everywhere;
- *   4. another node leaves gracefully: left everywhere, at once;
+ *      node alive; each registers a "web" service (a TTL check) and watches
+ *      the others';
+ *   2. n2's web service fails: down everywhere (a signed service list,
+ *      fetched by every member once its new sequence is gossiped);
+ *   3. one node crashes (closed without leaving): the others suspect it,
+ *      then declare it dead, and its web service answers down;
+ *   4. it comes back (same identity, higher generation): alive everywhere;
+ *   5. another node leaves gracefully: left everywhere, at once;
  *
  * and prints how long each step took. On a terminal, a table of every
  * node's view (rows: observers, columns: members) is redrawn in place; on
@@ -39,7 +42,7 @@
 #define RECENT 6
 #define UNKNOWN (-1)
 
-enum { P_START, P_KILL, P_RESTART, P_LEAVE, P_DONE, P_FAILED };
+enum { P_START, P_SERVICE, P_KILL, P_RESTART, P_LEAVE, P_DONE, P_FAILED };
 
 typedef struct dnode {
   struct demo *d;
@@ -51,6 +54,8 @@ typedef struct dnode {
   char addr[LM_ADDR_STRLEN];
   int leaving, gone; /* gone: left for good */
   signed char view[DEMO_MAX];
+  uint8_t web[LM_UUID_LEN]; /* its "web" service */
+  int has_web;
 } dnode_t;
 
 typedef struct demo {
@@ -70,10 +75,11 @@ typedef struct demo {
   char phase_text[200];
   /* script */
   int phase;
-  int victim, leaver;
+  int victim, leaver, flipper;
   double t0, phase_at, hold_until;
   double t_converged, t_kill, t_first_suspect, t_dead_all, t_restart,
       t_back_all, t_reconverged, t_leave, t_left_all;
+  double t_webs_all, t_flip, t_flip_all, t_web_dead_all;
   char failure[400];
   int finished;
 } demo_t;
@@ -325,14 +331,43 @@ static int converged(const demo_t *d) {
   return 1;
 }
 
+/* Does every running node other than `host` answer is_up("web", host)
+ * with `up`? */
+static int all_answer(const demo_t *d, int host, int up) {
+  for (int i = 0; i < d->n; i++) {
+    const dnode_t *o = &d->nodes[i];
+    if (!o->node || o->leaving || i == host)
+      continue;
+    if (lm_node_is_up(o->node, "web", d->nodes[host].name, NULL) != up)
+      return 0;
+  }
+  return 1;
+}
+
+/* Every running node sees every running node's web service up. */
+static int webs_everywhere(const demo_t *d) {
+  for (int j = 0; j < d->n; j++)
+    if (d->nodes[j].node && !all_answer(d, j, 1))
+      return 0;
+  return 1;
+}
+
 /* Times are taken here, when the event that completes a step arrives;
  * the tick timer only moves the script on. */
 static void note_progress(demo_t *d) {
   double t = now_s();
   if (d->phase == P_START && !d->t_converged && converged(d))
     d->t_converged = t;
+  if (d->phase == P_SERVICE) {
+    if (!d->t_webs_all && webs_everywhere(d))
+      d->t_webs_all = t;
+    if (d->t_flip && !d->t_flip_all && all_answer(d, d->flipper, 0))
+      d->t_flip_all = t;
+  }
   if (d->phase == P_KILL && !d->t_dead_all && all_see(d, d->victim, LM_DEAD))
     d->t_dead_all = t;
+  if (d->phase == P_KILL && !d->t_web_dead_all && all_answer(d, d->victim, 0))
+    d->t_web_dead_all = t;
   if (d->phase == P_RESTART) {
     if (!d->t_back_all && all_see(d, d->victim, LM_ALIVE))
       d->t_back_all = t;
@@ -374,6 +409,16 @@ static void on_event(lm_node_t *node, const lm_event_t *ev, void *ud) {
   note_progress(d);
 }
 
+static void on_watch(lm_node_t *node, const lm_watch_event_t *ev, void *ud) {
+  (void)node;
+  dnode_t *o = ud;
+  demo_t *d = o->d;
+  if (!ev->initial && strcmp(ev->host, o->name) != 0)
+    say(d, "%s sees web on %s %s (%s)", o->name, ev->host, ev->new_status,
+        ev->cause);
+  note_progress(d);
+}
+
 static void on_log(void *ud, int level, const char *line) {
   (void)ud;
   fprintf(stderr, "[%s] %s\n", lm__log_level_name(level), line);
@@ -410,6 +455,21 @@ static int start_node(demo_t *d, int i, const char *seed) {
     rc = lm_node_bound_addr(o->node, o->addr, sizeof o->addr);
   if (rc == 0 && seed)
     rc = lm_node_join(o->node, &seed, 1);
+  if (rc == 0) {
+    /* every node watches the web services of the others, and hosts one:
+     * a TTL service, so the demo can make one fail */
+    lm_watch_filter_t f = {.type = "web"};
+    rc = lm_node_watch(o->node, &f, on_watch, o, NULL);
+    lm_service_spec_t web = {.type = "web", .worker = -1, .port = 8080,
+                             .ttl_ms = 600000};
+    if (o->has_web)
+      web.uuid = o->web;
+    char err[128];
+    if (rc == 0)
+      rc = lm_node_service_register(o->node, &web, o->web, err, sizeof err);
+    if (rc == 0)
+      o->has_web = 1;
+  }
   if (rc) {
     snprintf(d->failure, sizeof d->failure, "cannot start %s: %s", o->name,
              lm_strerror(rc));
@@ -484,6 +544,10 @@ static void on_tick(uv_timer_t *t) {
     case P_START:
       fail(d, "the nodes did not converge within %.0f s", d->limit_s);
       return;
+    case P_SERVICE:
+      fail(d, "the web services did not %s everywhere within %.0f s",
+           d->t_flip ? "go down" : "show up", d->limit_s);
+      return;
     case P_KILL:
       laggards(d, d->victim, LM_DEAD, who, sizeof who);
       fail(d, "%s not dead everywhere after %.0f s: %s",
@@ -515,16 +579,44 @@ static void on_tick(uv_timer_t *t) {
     if (now < d->hold_until)
       break;
     d->hold_until = 0;
+    d->phase = P_SERVICE;
+    set_phase(d, "step 2/5: the web service of %s fails its TTL -> down "
+              "everywhere", d->nodes[d->flipper].name);
+    break;
+  case P_SERVICE:
+    if (!d->t_webs_all)
+      break;
+    if (!d->t_flip) {
+      say(d, "every node sees every web service up");
+      d->t_flip = now_s();
+      int rc = lm_node_service_fail(d->nodes[d->flipper].node,
+                                    d->nodes[d->flipper].web, "demo");
+      if (rc) {
+        fail(d, "cannot fail the web service: %s", lm_strerror(rc));
+        return;
+      }
+      say(d, "web on %s fails", d->nodes[d->flipper].name);
+      break;
+    }
+    if (!d->t_flip_all)
+      break;
+    if (!d->hold_until) {
+      say(d, "web on %s is down everywhere", d->nodes[d->flipper].name);
+      d->hold_until = now + PAUSE_MS / 1000.0;
+    }
+    if (now < d->hold_until)
+      break;
+    d->hold_until = 0;
     d->phase = P_KILL;
-    set_phase(d, "step 2/4: %s crashes (no leave) -> suspect, then dead "
-              "everywhere", v->name);
+    set_phase(d, "step 3/5: %s crashes (no leave) -> suspect, then dead "
+              "everywhere, its web down", v->name);
     d->t_kill = now_s();
     lm_node_close(v->node, NULL, NULL);
     v->node = NULL;
     say(d, "%s killed", v->name);
     break;
   case P_KILL:
-    if (!d->t_dead_all)
+    if (!d->t_dead_all || !d->t_web_dead_all)
       break;
     if (!d->hold_until) {
       say(d, "%s is dead everywhere", v->name);
@@ -535,7 +627,7 @@ static void on_tick(uv_timer_t *t) {
     d->hold_until = 0;
     d->phase = P_RESTART;
     v->generation++;
-    set_phase(d, "step 3/4: %s restarts, generation +1 -> alive everywhere "
+    set_phase(d, "step 4/5: %s restarts, generation +1 -> alive everywhere "
               "again", v->name);
     d->t_restart = now_s();
     if (start_node(d, d->victim, d->nodes[0].addr)) {
@@ -555,7 +647,7 @@ static void on_tick(uv_timer_t *t) {
       break;
     d->hold_until = 0;
     d->phase = P_LEAVE;
-    set_phase(d, "step 4/4: %s leaves gracefully -> left everywhere, not "
+    set_phase(d, "step 5/5: %s leaves gracefully -> left everywhere, not "
               "dead", l->name);
     d->t_leave = now_s();
     l->leaving = 1;
@@ -598,9 +690,10 @@ static void demo_usage(void) {
          "[--probe-interval-ms MS]\n\n"
          "Runs N nodes (default 5, 3..%d) on 127.0.0.1 in this process and "
          "shows every\nnode's view of the mesh while a script plays: the "
-         "nodes join; one crashes and\nis declared dead; it comes back; "
-         "another leaves gracefully. Prints how long\neach step took, then "
-         "exits 0 (1 if a step did not finish within S seconds,\ndefault "
+         "nodes join, each with a\n\"web\" service; one web service fails; "
+         "one node crashes and is declared dead;\nit comes back; another "
+         "leaves gracefully. Prints how long each step took, then\n"
+         "exits 0 (1 if a step did not finish within S seconds, default "
          "60).\n\n"
          "On a terminal the table is redrawn in place (NO_COLOR turns colors "
          "off); on\nanything else one line is printed per event.\n",
@@ -673,6 +766,7 @@ int lm__cmd_demo(int argc, char **argv) {
   d->verbose = verbose;
   d->victim = d->n >= 4 ? 2 : 1;
   d->leaver = d->victim + 1;
+  d->flipper = 1;
   d->quiet_joins = d->n > 8;
   const char *term = getenv("TERM");
   d->tty = isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0;
@@ -723,7 +817,7 @@ int lm__cmd_demo(int argc, char **argv) {
     printf("livemesh demo: %d nodes on 127.0.0.1 in one process, a probe "
            "every %u ms\n", d->n, d->probe_ms);
   d->t0 = now_s();
-  set_phase(d, "step 1/4: %d nodes start and join through n1 -> all alive "
+  set_phase(d, "step 1/5: %d nodes start and join through n1 -> all alive "
             "everywhere", d->n);
   for (int i = 0; i < d->n; i++) {
     if (start_node(d, i, i ? d->nodes[0].addr : NULL)) {
@@ -757,6 +851,12 @@ int lm__cmd_demo(int argc, char **argv) {
            "back alive everywhere after %s; %s left: seen as left everywhere "
            "after %s\n",
            d->nodes[d->victim].name, a, b, c, d->nodes[d->leaver].name, e);
+    char f[32], g[32];
+    dur(f, sizeof f, d->t_flip_all - d->t_flip);
+    dur(g, sizeof g, d->t_web_dead_all - d->t_kill);
+    printf("web on %s failed: down everywhere after %s; web on %s answered "
+           "down everywhere %s after the crash\n",
+           d->nodes[d->flipper].name, f, d->nodes[d->victim].name, g);
     printf("(%d nodes converged after %.1f s; probe interval %u ms)\n", d->n,
            d->t_converged - d->t0, d->probe_ms);
   } else {
