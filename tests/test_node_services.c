@@ -448,6 +448,52 @@ static void test_forged_list_rejected(void **state) {
   cluster_free(c);
 }
 
+/* A node on a thread of its own: services registered, passed and asked
+ * about from another thread (the call is carried to the node's loop and
+ * waited for); its watch callbacks run on its own thread. */
+static void on_thread_watch(lm_node_t *node, const lm_watch_event_t *ev,
+                            void *ud) {
+  (void)node;
+  (void)ev;
+  __atomic_add_fetch((int *)ud, 1, __ATOMIC_RELAXED);
+}
+
+static void test_threaded_node(void **state) {
+  (void)state;
+  watchdog(120);
+  cluster_t *c = cluster_new(200, 100);
+  tnode_t *a = add(c, "a");
+  node_spec_t ts = {.name = "t", .threaded = 1};
+  tnode_t *t = node_add(c, &ts);
+  join(t, a);
+  assert_true(wait_converged(c, 0, 1, 2, 20000));
+  int seen = 0;
+  lm_watch_filter_t f = {.type = "cron"};
+  uint64_t wid;
+  assert_int_equal(lm_node_watch(t->node, &f, on_thread_watch, &seen, &wid),
+                   0);
+  lm_service_spec_t s;
+  spec_init(&s, "cron");
+  s.ttl_ms = 60000;
+  uint8_t u[LM_UUID_LEN];
+  assert_int_equal(reg(t, &s, u), 0);
+  assert_int_equal(lm_node_is_up(t->node, "cron", "t", NULL), 1);
+  up_arg_t ua = {c, "cron", "t", 1};
+  assert_true(run_until(c, all_up_is, &ua, 10000));
+  assert_int_equal(lm_node_service_fail(t->node, u, "from another thread"), 0);
+  ua.want = 0;
+  assert_true(run_until(c, all_up_is, &ua, 10000));
+  assert_int_equal(lm_node_is_up(t->node, "cron", "t", NULL), 0);
+  /* the watch saw the registration and the failure */
+  for (int i = 0; i < 200 && __atomic_load_n(&seen, __ATOMIC_RELAXED) < 2; i++)
+    run_for(c, 20);
+  assert_true(__atomic_load_n(&seen, __ATOMIC_RELAXED) >= 2);
+  assert_int_equal(lm_node_unwatch(t->node, wid), 0);
+  assert_int_equal(lm_node_service_deregister(t->node, u), 0);
+  assert_int_equal(lm_node_is_up_uuid(t->node, u, NULL), 0);
+  cluster_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_ttl_maint_deregister),
@@ -456,6 +502,7 @@ int main(void) {
       cmocka_unit_test(test_dead_member_services_down),
       cmocka_unit_test(test_hundred_services),
       cmocka_unit_test(test_forged_list_rejected),
+      cmocka_unit_test(test_threaded_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,14 +168,16 @@ size_t lm__node_max_datagram(const lm_node_t *n) {
   return m < SWIM_MAX_PAYLOAD ? m : SWIM_MAX_PAYLOAD;
 }
 
+int lm__node_on_loop(const lm_node_t *n) {
+  if (!n->threaded || !n->thread_started)
+    return 1;
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &n->thread);
+}
+
 int lm__node_call(lm_node_t *n, int (*fn)(lm_node_t *n, void *arg),
                   void *arg) {
-  if (!n->threaded || !n->thread_started) {
-    int rc = fn(n, arg);
-    return rc;
-  }
-  uv_thread_t self = uv_thread_self();
-  if (uv_thread_equal(&self, &n->thread))
+  if (lm__node_on_loop(n))
     return fn(n, arg);
   cmd_t *c = calloc(1, sizeof *c);
   uv_sem_t done;
@@ -214,6 +217,8 @@ void lm__node_checker_closed(void *ud) {
     lm__do_close(n);
 }
 
+static void fork_marker_free(volatile const uint8_t *m);
+
 static void free_node(lm_node_t *n) {
   lm__svc_free(n);
   swim_free(n->core);
@@ -231,6 +236,7 @@ static void free_node(lm_node_t *n) {
     free(c);
   }
   free(n->evs);
+  fork_marker_free(n->fork_marker);
   uv_mutex_destroy(&n->mu);
   free((void *)n->opt.name);
   free((void *)n->opt.bind);
@@ -277,6 +283,31 @@ void lm__do_close(lm_node_t *n) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* One page that a fork hands to the child zeroed (see lm__forked); NULL
+ * where the kernel does not offer MADV_WIPEONFORK. */
+static volatile const uint8_t *fork_marker_new(void) {
+#ifdef MADV_WIPEONFORK
+  long page = sysconf(_SC_PAGESIZE);
+  void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  if (madvise(p, (size_t)page, MADV_WIPEONFORK)) {
+    munmap(p, (size_t)page);
+    return NULL;
+  }
+  *(volatile uint8_t *)p = 1;
+  return p;
+#else
+  return NULL;
+#endif
+}
+
+static void fork_marker_free(volatile const uint8_t *m) {
+  if (m)
+    munmap((void *)(uintptr_t)m, (size_t)sysconf(_SC_PAGESIZE));
+}
+
 int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
   *out = NULL;
   if (!o || !o->name || !*o->name || strlen(o->name) > LM_NAME_MAX ||
@@ -289,6 +320,7 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
   if (!n)
     return LM_ENOMEM;
   n->pid = getpid();
+  n->fork_marker = fork_marker_new();
   n->opt = *o;
   n->opt.name = dup_or_null(o->name);
   n->opt.bind = dup_or_null(o->bind ? o->bind : "0.0.0.0:7946");
@@ -372,6 +404,7 @@ fail:
   lm_receiver_close(&n->rx);
   lm_sender_close(&n->tx);
   lm_keypair_wipe(&n->kp);
+  fork_marker_free(n->fork_marker);
   uv_mutex_destroy(&n->mu);
   free((void *)n->opt.name);
   free((void *)n->opt.bind);

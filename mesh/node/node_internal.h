@@ -92,6 +92,7 @@ struct lm_node {
   uv_async_t async;
   cmd_t *cmds, *cmds_tail;
   pid_t pid;
+  volatile const uint8_t *fork_marker; /* see lm__forked */
   int state;
   int open_handles;
 
@@ -156,7 +157,13 @@ void lm__node_log(lm_node_t *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int64_t lm__node_unix_ms(void);
 uint64_t lm__node_rand(lm_node_t *n);
-static inline int lm__forked(const lm_node_t *n) { return getpid() != n->pid; }
+/* A node belongs to the process that made it. The check runs on every
+ * call, is_up included, so it must not cost a system call: a byte on a
+ * page marked MADV_WIPEONFORK reads 1 in the creating process and 0 in any
+ * forked child. Where that cannot be had, the pid is compared. */
+static inline int lm__forked(const lm_node_t *n) {
+  return n->fork_marker ? *n->fork_marker == 0 : getpid() != n->pid;
+}
 static inline uint64_t lm__now_ms(lm_node_t *n) { return uv_now(n->loop); }
 /* Re-arms the core's timer from its next deadline. */
 void lm__rearm(lm_node_t *n);
@@ -233,6 +240,8 @@ int lm__node_call(lm_node_t *n, int (*fn)(lm_node_t *n, void *arg),
  * metadata) and announces it. */
 int lm__node_refresh_meta(lm_node_t *n);
 size_t lm__node_max_datagram(const lm_node_t *n);
+/* Whether the caller runs on the node's loop thread. */
+int lm__node_on_loop(const lm_node_t *n);
 void lm__node_handle_closed(uv_handle_t *h);
 void lm__node_checker_closed(void *ud);
 

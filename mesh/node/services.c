@@ -35,7 +35,7 @@
 #include "swim_proto.h"
 
 #define SVC_TICK_MS 100
-#define SVC_RETRY_MS 500
+#define SVC_RETRY_MS 1000
 #define SVC_RETRY_MAX_MS 5000
 #define SVC_PUBLISH_DELAY_MS 10
 #define SVC_SWEEP_MS 1000 /* maintenance ends, missed lists */
@@ -838,10 +838,19 @@ static void on_list(lm_node_t *n, const struct sockaddr *from,
     return; /* our own list, echoed back: we hold it already */
   uv_mutex_lock(&n->mu);
   swim_member_t m;
+  lm_store_member_t held;
   int known = swim_member_find(n->core, h.id, &m) == 0;
+  int stale = lm_store_member_find(S->store, h.id, &held) == 0 &&
+              held.svc_seq >= h.seq;
   uv_mutex_unlock(&n->mu);
   if (!known) {
     svc_drop(n, LM__SVC_DROP_UNKNOWN, from, "list of an unknown member");
+    return;
+  }
+  /* a list held already (a retry's second answer, a replay) costs no
+   * signature check */
+  if (stale) {
+    svc_drop(n, LM__SVC_DROP_STALE, from, "service list not newer than held");
     return;
   }
   /* the author's own signature: a relay cannot forge or alter a list */
@@ -1148,7 +1157,11 @@ static int each_relay(void *ud, const lm_store_svc_view_t *sv) {
   /* this node's own services show their checks' whole, current output */
   lm_service_t local;
   lm_check_state_t check;
-  lsvc_t *s = v.is_local ? lsvc_find(a->n->svc, sv->svc->uuid) : NULL;
+  /* (the local list belongs to the loop thread: other threads of a
+   * threaded node get the announced copy) */
+  lsvc_t *s = v.is_local && lm__node_on_loop(a->n)
+                  ? lsvc_find(a->n->svc, sv->svc->uuid)
+                  : NULL;
   if (s && s->check) {
     local = *sv->svc;
     check.kind = s->cspec.kind;
