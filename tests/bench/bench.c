@@ -22,9 +22,17 @@
  * randomness, so two runs with one seed kill the same nodes but are not
  * identical.
  *
- * Uses only the public API (include/livemesh/livemesh.h), jansson and
- * lm_report (sim/report.h): the flag parsers and report figures it shares
- * with livemesh-sim.
+ * --services K: once converged every node registers K services and
+ * watches "svc-0" everywhere; after a quiet steady window (the one the
+ * steady figures cover) the run flips one node's TTL service every
+ * --flip-ms and times each change until every other node's watch saw it.
+ * --lookup: lookup.c, the cost of one is_up answer.
+ *
+ * Drives the nodes through the public API (include/livemesh/livemesh.h)
+ * and reads a few internals for its figures (lm__svc_store,
+ * lm__node_max_datagram: a test-side tool may); jansson and lm_report
+ * (sim/report.h): the flag parsers and report figures it shares with
+ * livemesh-sim.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -407,6 +415,7 @@ struct bench {
   uint64_t all_suspect_events, all_dead_events; /* for -v progress */
   /* --services */
   int svc_registered, flipping;
+  uint32_t next_reg; /* nodes below it have registered their services */
   uint64_t svc_reg_ms, flip_start_ms, flip_end_ms, next_flip_ms;
   traffic_t t_reg, t_flip0, t_flip1;
   flip_t *flips;
@@ -603,47 +612,42 @@ static void on_watch(lm_node_t *node, const lm_watch_event_t *ev, void *ud) {
   }
 }
 
-/* Every node registers K services: "svc-0" is a TTL service (the one the
- * run flips; its TTL outlasts any run), the others have no check and are
- * up while registered. Each node then watches "svc-0" everywhere. */
-static void register_services(bench_t *b, uint64_t now) {
+/* Node i registers K services: "svc-0" is a TTL service (the one the run
+ * flips; its TTL outlasts any run), the others have no check and are up
+ * while registered. The node then watches "svc-0" everywhere. */
+static void register_services(bench_t *b, uint32_t i) {
   settings_t *st = b->st;
-  b->svc_registered = 1;
-  b->svc_reg_ms = now;
-  snapshot(b, &b->t_reg);
-  for (uint32_t i = 0; i < b->n; i++) {
-    bnode_t *bn = &b->nodes[i];
-    if (!bn->up)
-      continue;
-    for (uint32_t k = 0; k < st->services; k++) {
-      char type[32], err[128] = "";
-      snprintf(type, sizeof type, "svc-%u", k);
-      lm_service_spec_t sp;
-      memset(&sp, 0, sizeof sp);
-      sp.type = type;
-      sp.name = type;
-      sp.worker = -1;
-      sp.port = (uint16_t)(8000 + k);
-      if (k == 0)
-        sp.ttl_ms = TTL_SVC_MS;
-      uint8_t uuid[LM_UUID_LEN];
-      int rc = lm_node_service_register(bn->node, &sp, uuid, err, sizeof err);
-      if (rc)
-        die("node %u: register %s: %s (%s)", i, type, lm_strerror(rc), err);
-      if (k == 0) {
-        memcpy(bn->ttl_uuid, uuid, LM_UUID_LEN);
-        /* a TTL service starts down until its first pass */
-        if ((rc = lm_node_service_pass(bn->node, uuid, NULL)) != 0)
-          die("node %u: pass: %s", i, lm_strerror(rc));
-      }
-    }
-    lm_watch_filter_t wf;
-    memset(&wf, 0, sizeof wf);
-    wf.type = "svc-0";
-    int rc = lm_node_watch(bn->node, &wf, on_watch, bn, NULL);
+  bnode_t *bn = &b->nodes[i];
+  if (!bn->up)
+    return;
+  for (uint32_t k = 0; k < st->services; k++) {
+    char type[32], err[128] = "";
+    snprintf(type, sizeof type, "svc-%u", k);
+    lm_service_spec_t sp;
+    memset(&sp, 0, sizeof sp);
+    sp.type = type;
+    sp.name = type;
+    sp.worker = -1;
+    sp.port = (uint16_t)(8000 + k);
+    if (k == 0)
+      sp.ttl_ms = TTL_SVC_MS;
+    uint8_t uuid[LM_UUID_LEN];
+    int rc = lm_node_service_register(bn->node, &sp, uuid, err, sizeof err);
     if (rc)
-      die("node %u: watch: %s", i, lm_strerror(rc));
+      die("node %u: register %s: %s (%s)", i, type, lm_strerror(rc), err);
+    if (k == 0) {
+      memcpy(bn->ttl_uuid, uuid, LM_UUID_LEN);
+      /* a TTL service starts down until its first pass */
+      if ((rc = lm_node_service_pass(bn->node, uuid, NULL)) != 0)
+        die("node %u: pass: %s", i, lm_strerror(rc));
+    }
   }
+  lm_watch_filter_t wf;
+  memset(&wf, 0, sizeof wf);
+  wf.type = "svc-0";
+  int rc = lm_node_watch(bn->node, &wf, on_watch, bn, NULL);
+  if (rc)
+    die("node %u: watch: %s", i, lm_strerror(rc));
 }
 
 /* Round robin over the nodes; each node's TTL service alternates between
@@ -931,7 +935,9 @@ static void on_tick(uv_timer_t *t) {
   if (!b->win_started) {
     uint64_t at = b->converge_ms >= 0 ? (uint64_t)b->converge_ms + st->warmup_ms
                                       : st->seconds_ms / 2;
-    if (now >= at) {
+    /* with --services, never before every node has registered */
+    if (now >= at && (!st->services || b->converge_ms < 0 ||
+                      b->next_reg == b->n)) {
       if (b->count_from_ms < 0)
         b->count_from_ms = (int64_t)now;
       window_start(b, now);
@@ -941,10 +947,21 @@ static void on_tick(uv_timer_t *t) {
    * starts without it); after QUIET_MS of steady window, which is what the
    * steady figures cover, flip one status every --flip-ms until
    * FLIP_DRAIN_MS before the end. */
+  /* Nodes register one every --join-stagger-ms, as they joined: each
+   * registration is one new alive record and one list for every other
+   * node to verify, and on one thread 128 at once starve the probes
+   * (docs/benchmarks.md, "Services"). */
   if (st->services && !b->svc_registered &&
-      (b->converge_ms >= 0 || b->win_started))
-    register_services(b, now);
+      (b->converge_ms >= 0 || b->win_started)) {
+    b->svc_registered = 1;
+    b->svc_reg_ms = now;
+    snapshot(b, &b->t_reg);
+  }
+  while (b->svc_registered && b->next_reg < b->n &&
+         b->svc_reg_ms + (uint64_t)b->next_reg * st->stagger_ms <= now)
+    register_services(b, b->next_reg++);
   if (st->services && b->win_started && !b->win_ended && !b->flipping &&
+      b->next_reg == b->n &&
       now >= b->win_start_ms + QUIET_MS &&
       now + FLIP_DRAIN_MS < st->seconds_ms) {
     window_end(b, now);
