@@ -22,9 +22,17 @@
  * randomness, so two runs with one seed kill the same nodes but are not
  * identical.
  *
- * Uses only the public API (include/livemesh/livemesh.h), jansson and
- * lm_report (sim/report.h): the flag parsers and report figures it shares
- * with livemesh-sim.
+ * --services K: once converged every node registers K services and
+ * watches "svc-0" everywhere; after a quiet steady window (the one the
+ * steady figures cover) the run flips one node's TTL service every
+ * --flip-ms and times each change until every other node's watch saw it.
+ * --lookup: lookup.c, the cost of one is_up answer.
+ *
+ * Drives the nodes through the public API (include/livemesh/livemesh.h)
+ * and reads a few internals for its figures (lm__svc_store,
+ * lm__node_max_datagram: a test-side tool may); jansson and lm_report
+ * (sim/report.h): the flag parsers and report figures it shares with
+ * livemesh-sim.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,7 +47,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "lookup.h"
+#include "node_internal.h" /* lm__svc_store, lm__node_max_datagram */
 #include "report.h"
+#include "store.h"
 #include "swim.h" /* the protocol defaults and limits */
 
 #define STR_(x) #x
@@ -50,6 +61,10 @@
 #define JOIN_SEEDS 4        /* nodes 0..3 are the seeds others join */
 #define MIN_WINDOW_MS 10000 /* default steady window before the kills */
 #define NAME_PREFIX "bench-"
+#define DEFAULT_FLIP_MS 500
+#define QUIET_MS 10000      /* with --services: steady window before the flips */
+#define FLIP_DRAIN_MS 5000  /* no flip this close to the end of the run */
+#define TTL_SVC_MS 3600000  /* the flipped service's TTL: never expires here */
 
 /* ------------------------------------------------------------ settings -- */
 
@@ -67,6 +82,16 @@ typedef struct settings {
   uint32_t stagger_ms; /* between two joins */
   int json;
   int verbose;
+  /* --services: K services per node, one flip every flip_ms */
+  uint32_t services;
+  int services_set;
+  uint32_t flip_ms;
+  /* --lookup */
+  int lookup;
+  uint32_t members;
+  int members_set;
+  const char *socket;
+  uint64_t lookups;
 } settings_t;
 
 #define die(...) lm_report_die(PROG, __VA_ARGS__)
@@ -94,9 +119,22 @@ static void usage(FILE *f) {
       " (default " STR(SWIM_DEFAULT_INDIRECT_CHECKS) ")\n"
       "  --join-stagger-ms MS   between two nodes' joins (default: 100, or less\n"
       "                         so that all have joined within 25 s)\n"
+      "  --services K           every node registers K services once converged\n"
+      "                         (one a TTL service) and the run times status\n"
+      "                         changes until every node sees them\n"
+      "  --flip-ms MS           one status change every MS (default " STR(DEFAULT_FLIP_MS) ")\n"
       "  -o json|text           output (default text)\n"
       "  -v, --verbose          node log lines to stderr (twice: debug)\n"
-      "  -h, --help\n",
+      "  -h, --help\n"
+      "\n"
+      "   or: livemesh-bench --lookup [--members M] [--services K] [--lookups N]\n"
+      "                      [--socket PATH] [--seed X] [-o json|text]\n"
+      "Times lm_node_is_up over a view of M members with K services each,\n"
+      "built inside one node, and lm_client_is_up against the agent at PATH.\n"
+      "  --members M            members in the view (default 10000)\n"
+      "  --services K           services per member (default 10)\n"
+      "  --lookups N            timed lookups (default 1048576, at least 64)\n"
+      "  --socket PATH          a running `livemesh agent`'s control socket\n",
       f);
 }
 
@@ -111,7 +149,13 @@ enum {
   OPT_TIMEOUT,
   OPT_INDIRECT,
   OPT_WARMUP,
-  OPT_STAGGER
+  OPT_STAGGER,
+  OPT_SERVICES,
+  OPT_FLIP,
+  OPT_LOOKUP,
+  OPT_MEMBERS,
+  OPT_SOCKET,
+  OPT_LOOKUPS
 };
 
 static void parse_args(int argc, char **argv, settings_t *st) {
@@ -127,6 +171,12 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       {"indirect", required_argument, NULL, OPT_INDIRECT},
       {"warmup", required_argument, NULL, OPT_WARMUP},
       {"join-stagger-ms", required_argument, NULL, OPT_STAGGER},
+      {"services", required_argument, NULL, OPT_SERVICES},
+      {"flip-ms", required_argument, NULL, OPT_FLIP},
+      {"lookup", no_argument, NULL, OPT_LOOKUP},
+      {"members", required_argument, NULL, OPT_MEMBERS},
+      {"socket", required_argument, NULL, OPT_SOCKET},
+      {"lookups", required_argument, NULL, OPT_LOOKUPS},
       {"output", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -198,6 +248,38 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       if (lm_parse_u32(&st->stagger_ms, optarg) != 0 || st->stagger_ms > 60000)
         die_usage("--join-stagger-ms: expected 0..60000, got '%s'", optarg);
       break;
+    case OPT_SERVICES:
+      if (lm_parse_u32(&st->services, optarg) != 0 ||
+          st->services > LM_SVC_PER_NODE_MAX)
+        die_usage("--services: expected 0..%d, got '%s'", LM_SVC_PER_NODE_MAX,
+                  optarg);
+      st->services_set = 1;
+      break;
+    case OPT_FLIP:
+      if (lm_parse_u32(&st->flip_ms, optarg) != 0 || st->flip_ms < TICK_MS ||
+          st->flip_ms > 600000)
+        die_usage("--flip-ms: expected " STR(TICK_MS) "..600000, got '%s'",
+                  optarg);
+      break;
+    case OPT_LOOKUP:
+      st->lookup = 1;
+      break;
+    case OPT_MEMBERS:
+      if (lm_parse_u32(&st->members, optarg) != 0 || st->members < 1 ||
+          st->members > 1000000)
+        die_usage("--members: expected 1..1000000, got '%s'", optarg);
+      st->members_set = 1;
+      break;
+    case OPT_SOCKET:
+      if (!*optarg)
+        die_usage("--socket: expected a path");
+      st->socket = optarg;
+      break;
+    case OPT_LOOKUPS:
+      if (lm_parse_u64(&st->lookups, optarg) != 0 || st->lookups < 64 ||
+          st->lookups > 100000000)
+        die_usage("--lookups: expected 64..100000000, got '%s'", optarg);
+      break;
     case 'o':
       if (lm_parse_output(&st->json, optarg) != 0)
         die_usage("-o: expected json or text, got '%s'", optarg);
@@ -214,6 +296,23 @@ static void parse_args(int argc, char **argv, settings_t *st) {
   }
   if (optind < argc)
     die_usage("unexpected argument '%s'", argv[optind]);
+  if (st->lookup) {
+    if (st->services_set && st->services == 0)
+      die_usage("--lookup: --services must be at least 1");
+    if (!st->services_set)
+      st->services = 10;
+#ifndef LM_BENCH_HAVE_CLIENT
+    if (st->socket)
+      die_usage("--socket: this build has no client library (lm_client, "
+                "include/livemesh/client.h)");
+#endif
+    return;
+  }
+  if (st->members_set || st->socket || st->lookups)
+    die_usage("--members, --socket and --lookups go with --lookup");
+  if (st->services && st->kill)
+    die_usage("--services and --kill: measure one at a time (the flips "
+              "would count a crashed node's services as never seen)");
   if (st->kill && st->kill >= st->nodes)
     die_usage("--kill: %u is not below --nodes %u (node 0 never dies)",
               st->kill, st->nodes);
@@ -238,7 +337,20 @@ typedef struct bnode {
   uint32_t idx;
   int up; /* open (not crashed, not yet closed at the end) */
   char addr[LM_ADDR_STRLEN];
+  uint8_t ttl_uuid[LM_UUID_LEN]; /* --services: the service flipped */
+  int ttl_down;                  /* its status as last set */
 } bnode_t;
+
+/* One status change of a node's TTL service (--services) and when the
+ * other nodes' watches saw it. */
+typedef struct flip {
+  uint32_t node;
+  int to_down;
+  uint64_t at_ns; /* uv_hrtime() just before the call */
+  int64_t first_ms, all_ms; /* -1 until it happens */
+  uint32_t seen;
+  uint8_t *seen_by; /* per observer */
+} flip_t;
 
 /* One crashed node and what the survivors made of it. Times are ms after
  * the crash; -1 until it happens. */
@@ -256,6 +368,7 @@ typedef struct traffic {
   uint64_t tcp_bytes, tcp_frames;
   uint64_t probes, probes_failed, suspicions, refutes, send_errors;
   uint64_t dropped;
+  uint64_t lists_sent, lists_received, list_requests;
 } traffic_t;
 
 struct bench {
@@ -300,6 +413,19 @@ struct bench {
   traffic_t prog; /* at the previous progress line */
   uint64_t prog_at;
   uint64_t all_suspect_events, all_dead_events; /* for -v progress */
+  /* --services */
+  int svc_registered, flipping;
+  uint32_t next_reg; /* nodes below it have registered their services */
+  uint64_t svc_reg_ms, flip_start_ms, flip_end_ms, next_flip_ms;
+  traffic_t t_reg, t_flip0, t_flip1;
+  flip_t *flips;
+  size_t nflips, capflips;
+  int32_t *open_flip; /* node -> its flip still being seen, or -1 */
+  uint64_t svc_complete_pairs;   /* (observer, member) with all K held */
+  uint64_t svc_total_seen;       /* services summed over the views */
+  size_t svc_list_min, svc_list_max; /* signed list sizes, bytes */
+  size_t max_datagram;
+  uint32_t svc_lists_over_datagram;
 };
 
 static uint64_t rel_ms(const bench_t *b) {
@@ -418,6 +544,9 @@ static void snapshot(bench_t *b, traffic_t *t) {
     t->refutes += s.refutes;
     t->send_errors += s.send_errors;
     t->dropped += s.dropped_total;
+    t->lists_sent += s.svc_lists_sent;
+    t->lists_received += s.svc_lists_received;
+    t->list_requests += s.svc_requests_sent;
   }
 }
 
@@ -455,6 +584,169 @@ static void window_end(bench_t *b, uint64_t now) {
   getrusage(RUSAGE_SELF, &b->ru1);
 }
 
+/* ----------------------------------------------------------- services -- */
+
+/* A status change as one observer's view saw it: counted once per
+ * (flip, observer), and only the change the open flip of that host made. */
+static void on_watch(lm_node_t *node, const lm_watch_event_t *ev, void *ud) {
+  (void)node;
+  bnode_t *obs = ud;
+  bench_t *b = obs->b;
+  if (b->finishing || ev->initial || ev->kind != LM_WATCH_SERVICE || !ev->host)
+    return;
+  long h = member_index(b, ev->host);
+  if (h < 0 || (uint32_t)h == obs->idx || b->open_flip[h] < 0)
+    return;
+  flip_t *f = &b->flips[b->open_flip[h]];
+  if (strcmp(ev->new_status, f->to_down ? "down" : "up") != 0 ||
+      f->seen_by[obs->idx])
+    return;
+  f->seen_by[obs->idx] = 1;
+  f->seen++;
+  int64_t dt = (int64_t)((uv_hrtime() - f->at_ns) / 1000000u);
+  if (f->first_ms < 0)
+    f->first_ms = dt;
+  if (f->seen == b->n - 1) {
+    f->all_ms = dt;
+    b->open_flip[h] = -1;
+  }
+}
+
+/* Node i registers K services: "svc-0" is a TTL service (the one the run
+ * flips; its TTL outlasts any run), the others have no check and are up
+ * while registered. The node then watches "svc-0" everywhere. */
+static void register_services(bench_t *b, uint32_t i) {
+  settings_t *st = b->st;
+  bnode_t *bn = &b->nodes[i];
+  if (!bn->up)
+    return;
+  for (uint32_t k = 0; k < st->services; k++) {
+    char type[32], err[128] = "";
+    snprintf(type, sizeof type, "svc-%u", k);
+    lm_service_spec_t sp;
+    memset(&sp, 0, sizeof sp);
+    sp.type = type;
+    sp.name = type;
+    sp.worker = -1;
+    sp.port = (uint16_t)(8000 + k);
+    if (k == 0)
+      sp.ttl_ms = TTL_SVC_MS;
+    uint8_t uuid[LM_UUID_LEN];
+    int rc = lm_node_service_register(bn->node, &sp, uuid, err, sizeof err);
+    if (rc)
+      die("node %u: register %s: %s (%s)", i, type, lm_strerror(rc), err);
+    if (k == 0) {
+      memcpy(bn->ttl_uuid, uuid, LM_UUID_LEN);
+      /* a TTL service starts down until its first pass */
+      if ((rc = lm_node_service_pass(bn->node, uuid, NULL)) != 0)
+        die("node %u: pass: %s", i, lm_strerror(rc));
+    }
+  }
+  lm_watch_filter_t wf;
+  memset(&wf, 0, sizeof wf);
+  wf.type = "svc-0";
+  int rc = lm_node_watch(bn->node, &wf, on_watch, bn, NULL);
+  if (rc)
+    die("node %u: watch: %s", i, lm_strerror(rc));
+}
+
+/* Round robin over the nodes; each node's TTL service alternates between
+ * down (fail) and up (pass). */
+static void do_flip(bench_t *b) {
+  uint32_t i = (uint32_t)(b->nflips % b->n);
+  bnode_t *bn = &b->nodes[i];
+  if (b->nflips == b->capflips) {
+    size_t cap = b->capflips ? b->capflips * 2 : 256;
+    flip_t *v = realloc(b->flips, cap * sizeof *v);
+    if (!v)
+      die("out of memory");
+    b->flips = v;
+    b->capflips = cap;
+  }
+  flip_t *f = &b->flips[b->nflips];
+  memset(f, 0, sizeof *f);
+  f->node = i;
+  f->to_down = !bn->ttl_down;
+  f->first_ms = f->all_ms = -1;
+  f->seen_by = calloc(b->n, 1);
+  if (!f->seen_by)
+    die("out of memory");
+  /* a flip of this node still unseen by some stays incomplete */
+  b->open_flip[i] = (int32_t)b->nflips++;
+  f->at_ns = uv_hrtime();
+  int rc = f->to_down ? lm_node_service_fail(bn->node, bn->ttl_uuid, "flip")
+                      : lm_node_service_pass(bn->node, bn->ttl_uuid, NULL);
+  if (rc)
+    die("node %u: flip: %s", i, lm_strerror(rc));
+  bn->ttl_down = f->to_down;
+  if (b->n == 1)
+    b->open_flip[i] = -1; /* nobody else to see it */
+}
+
+typedef struct count_ctx {
+  bench_t *b;
+  uint32_t *per_host;
+} count_ctx_t;
+
+static int count_svc(void *ud, const lm_service_view_t *v) {
+  count_ctx_t *c = ud;
+  long h = member_index(c->b, v->svc->host ? v->svc->host : "");
+  if (h >= 0)
+    c->per_host[h]++;
+  return 0;
+}
+
+/* Msgpack bytes of a LIST message around a list of `len` bytes
+ * (services.c: [83, 2, bin]). */
+static size_t list_msg_len(size_t len) {
+  size_t hdr = len < 256 ? 2 : len < 65536 ? 3 : 5;
+  return 3 + hdr + len;
+}
+
+/* At the end: did every node get every other node's whole list, and how
+ * big is each signed list against the largest datagram payload. */
+static void svc_final_check(bench_t *b) {
+  uint32_t *per_host = calloc(b->n, sizeof *per_host);
+  if (!per_host)
+    die("out of memory");
+  b->svc_list_min = SIZE_MAX;
+  for (uint32_t i = 0; i < b->n; i++) {
+    bnode_t *bn = &b->nodes[i];
+    if (!bn->up)
+      continue;
+    memset(per_host, 0, b->n * sizeof *per_host);
+    count_ctx_t c = {b, per_host};
+    if (lm_node_services_each(bn->node, NULL, count_svc, &c) < 0)
+      continue;
+    for (uint32_t j = 0; j < b->n; j++) {
+      b->svc_total_seen += per_host[j];
+      if (j != i && per_host[j] == b->st->services)
+        b->svc_complete_pairs++;
+    }
+    /* this node's own signed list, as the store holds it to relay */
+    lm_store_t *store = lm__svc_store(bn->node);
+    lm_store_member_t me;
+    const uint8_t *raw;
+    size_t len;
+    uint64_t seq;
+    char name[LM_NAME_MAX + 1];
+    snprintf(name, sizeof name, NAME_PREFIX "%u", i);
+    if (store && lm_store_member_find_name(store, name, &me) == 0 &&
+        lm_store_services_raw(store, me.id, &raw, &len, &seq) == 0) {
+      if (len < b->svc_list_min)
+        b->svc_list_min = len;
+      if (len > b->svc_list_max)
+        b->svc_list_max = len;
+      b->max_datagram = lm__node_max_datagram(bn->node);
+      if (list_msg_len(len) > b->max_datagram)
+        b->svc_lists_over_datagram++;
+    }
+  }
+  if (b->svc_list_min == SIZE_MAX)
+    b->svc_list_min = 0;
+  free(per_host);
+}
+
 static void do_join(bench_t *b, uint32_t i) {
   if (i == 0)
     return; /* the first seed is the one everybody else finds */
@@ -483,6 +775,12 @@ static void do_kills(bench_t *b, uint64_t now) {
 static void finish(bench_t *b, uint64_t now) {
   b->end_ms = now;
   window_end(b, now);
+  if (b->flipping) {
+    b->flip_end_ms = now;
+    snapshot(b, &b->t_flip1);
+  }
+  if (b->svc_registered)
+    svc_final_check(b);
   /* A survivor that still lists a victim alive or suspect: not detected. */
   b->alive_view_min = SIZE_MAX;
   for (uint32_t i = 0; i < b->n; i++) {
@@ -637,11 +935,44 @@ static void on_tick(uv_timer_t *t) {
   if (!b->win_started) {
     uint64_t at = b->converge_ms >= 0 ? (uint64_t)b->converge_ms + st->warmup_ms
                                       : st->seconds_ms / 2;
-    if (now >= at) {
+    /* with --services, never before every node has registered */
+    if (now >= at && (!st->services || b->converge_ms < 0 ||
+                      b->next_reg == b->n)) {
       if (b->count_from_ms < 0)
         b->count_from_ms = (int64_t)now;
       window_start(b, now);
     }
+  }
+  /* --services: register once the mesh has converged (or when the window
+   * starts without it); after QUIET_MS of steady window, which is what the
+   * steady figures cover, flip one status every --flip-ms until
+   * FLIP_DRAIN_MS before the end. */
+  /* Nodes register one every --join-stagger-ms, as they joined: each
+   * registration is one new alive record and one list for every other
+   * node to verify, and on one thread 128 at once starve the probes
+   * (docs/benchmarks.md, "Services"). */
+  if (st->services && !b->svc_registered &&
+      (b->converge_ms >= 0 || b->win_started)) {
+    b->svc_registered = 1;
+    b->svc_reg_ms = now;
+    snapshot(b, &b->t_reg);
+  }
+  while (b->svc_registered && b->next_reg < b->n &&
+         b->svc_reg_ms + (uint64_t)b->next_reg * st->stagger_ms <= now)
+    register_services(b, b->next_reg++);
+  if (st->services && b->win_started && !b->win_ended && !b->flipping &&
+      b->next_reg == b->n &&
+      now >= b->win_start_ms + QUIET_MS &&
+      now + FLIP_DRAIN_MS < st->seconds_ms) {
+    window_end(b, now);
+    b->flipping = 1;
+    b->flip_start_ms = b->next_flip_ms = now;
+    snapshot(b, &b->t_flip0);
+  }
+  if (b->flipping && now >= b->next_flip_ms &&
+      now + FLIP_DRAIN_MS < st->seconds_ms) {
+    do_flip(b);
+    b->next_flip_ms += st->flip_ms;
   }
   if (b->nvictims && !b->killed_done) {
     if (st->kill_at_ms >= 0) {
@@ -680,6 +1011,8 @@ typedef struct report {
   double bytes, pkts, tcp_bytes, cpu, bytes_in;
   double avg_pkt;
   double max_rss_mib;
+  lm_report_dist_t svc_all, svc_first;
+  size_t svc_incomplete;
 } report_t;
 
 static void compute(bench_t *b, report_t *r) {
@@ -729,6 +1062,91 @@ static void compute(bench_t *b, report_t *r) {
                    : 0;
   }
   r->max_rss_mib = lm_report_max_rss_mib();
+  if (b->nflips) {
+    int64_t *all = malloc(b->nflips * sizeof *all);
+    int64_t *first = malloc(b->nflips * sizeof *first);
+    if (!all || !first)
+      die("out of memory");
+    size_t na_ = 0, nf_ = 0;
+    for (size_t i = 0; i < b->nflips; i++) {
+      if (b->flips[i].all_ms >= 0)
+        all[na_++] = b->flips[i].all_ms;
+      else
+        r->svc_incomplete++;
+      if (b->flips[i].first_ms >= 0)
+        first[nf_++] = b->flips[i].first_ms;
+    }
+    r->svc_all = lm_report_dist(all, na_);
+    r->svc_first = lm_report_dist(first, nf_);
+    free(all);
+    free(first);
+  }
+}
+
+static json_t *svc_lists_json(const traffic_t *from, const traffic_t *to) {
+  return json_pack("{s:I,s:I,s:I,s:I}", "lists_sent",
+                   (json_int_t)(to->lists_sent - from->lists_sent),
+                   "lists_received",
+                   (json_int_t)(to->lists_received - from->lists_received),
+                   "requests_sent",
+                   (json_int_t)(to->list_requests - from->list_requests),
+                   "tcp_frames",
+                   (json_int_t)(to->tcp_frames - from->tcp_frames));
+}
+
+/* The --services fields (docs/benchmarks.md, "Services"). */
+static void svc_json(bench_t *b, const report_t *r, json_t *o) {
+  settings_t *st = b->st;
+  json_object_set_new(o, "services", json_integer(st->services));
+  json_object_set_new(o, "flip_ms", json_integer(st->flip_ms));
+  json_object_set_new(o, "svc_change_all_ms", lm_report_dist_json(&r->svc_all, 1));
+  json_object_set_new(o, "svc_change_first_ms",
+                      lm_report_dist_json(&r->svc_first, 1));
+  json_object_set_new(o, "svc_flips", json_integer((json_int_t)b->nflips));
+  json_object_set_new(o, "svc_change_incomplete",
+                      json_integer((json_int_t)r->svc_incomplete));
+  json_object_set_new(o, "svc_registered_at_ms",
+                      b->svc_registered ? json_integer((json_int_t)b->svc_reg_ms)
+                                        : json_null());
+  json_object_set_new(o, "svc_lists_complete",
+                      json_integer((json_int_t)b->svc_complete_pairs));
+  json_object_set_new(o, "svc_lists_expected",
+                      json_integer((json_int_t)b->n * (b->n - 1)));
+  json_object_set_new(o, "svc_view_total",
+                      json_integer((json_int_t)b->svc_total_seen));
+  json_object_set_new(o, "svc_list_bytes",
+                      json_pack("{s:I,s:I}", "min", (json_int_t)b->svc_list_min,
+                                "max", (json_int_t)b->svc_list_max));
+  json_object_set_new(o, "max_datagram_payload",
+                      json_integer((json_int_t)b->max_datagram));
+  json_object_set_new(o, "svc_lists_over_datagram",
+                      json_integer(b->svc_lists_over_datagram));
+  /* list traffic, summed over the nodes, phase by phase */
+  json_t *ph = json_object();
+  if (b->svc_registered && b->win_started)
+    json_object_set_new(ph, "register", svc_lists_json(&b->t_reg, &b->t0));
+  if (b->win_started && b->win_ended)
+    json_object_set_new(ph, "quiet", svc_lists_json(&b->t0, &b->t1));
+  if (b->flipping) {
+    json_t *fw = svc_lists_json(&b->t_flip0, &b->t_flip1);
+    double secs = (double)(b->flip_end_ms - b->flip_start_ms) / 1000.0;
+    double ns_ = secs * (double)b->n;
+    json_object_set_new(fw, "start_ms", json_integer((json_int_t)b->flip_start_ms));
+    json_object_set_new(fw, "end_ms", json_integer((json_int_t)b->flip_end_ms));
+    if (ns_ > 0) {
+      json_object_set_new(
+          fw, "bytes_per_node_s",
+          lm_report_real3((double)(b->t_flip1.udp_bytes - b->t_flip0.udp_bytes) / ns_));
+      json_object_set_new(
+          fw, "pkts_per_node_s",
+          lm_report_real3((double)(b->t_flip1.udp_pkts - b->t_flip0.udp_pkts) / ns_));
+      json_object_set_new(
+          fw, "tcp_bytes_per_node_s",
+          lm_report_real3((double)(b->t_flip1.tcp_bytes - b->t_flip0.tcp_bytes) / ns_));
+    }
+    json_object_set_new(ph, "flips", fw);
+  }
+  json_object_set_new(o, "svc_phases", ph);
 }
 
 static json_t *num_or_null(int ok, double v) {
@@ -797,6 +1215,8 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
                       json_integer(st->indirect_set ? st->indirect : SWIM_DEFAULT_INDIRECT_CHECKS));
   json_object_set_new(o, "drops", json_incref(b->drops));
   json_object_set_new(o, "start_retries", json_integer(b->start_retries));
+  if (st->services)
+    svc_json(b, r, o);
   lm_report_json_print(PROG, o);
 }
 
@@ -844,6 +1264,19 @@ static void print_text(bench_t *b, const report_t *r, double wall) {
   if (r->lag.n)
     printf("driver timer lateness: p50 %lld ms, p99 %lld ms, max %lld ms\n",
            (long long)r->lag.p50, (long long)r->lag.p99, (long long)r->lag.max);
+  if (st->services) {
+    printf("services: %u per node; %zu flips, every other node saw the change "
+           "in p50 %lld ms, p99 %lld ms, max %lld ms (%zu flips; %zu "
+           "incomplete)\n",
+           st->services, b->nflips, (long long)r->svc_all.p50,
+           (long long)r->svc_all.p99, (long long)r->svc_all.max, r->svc_all.n,
+           r->svc_incomplete);
+    printf("services: %llu of %llu (observer, member) pairs hold the whole "
+           "list; lists %zu..%zu bytes, %u over the datagram limit of %zu\n",
+           (unsigned long long)b->svc_complete_pairs,
+           (unsigned long long)b->n * (b->n - 1), b->svc_list_min,
+           b->svc_list_max, b->svc_lists_over_datagram, b->max_datagram);
+  }
   printf("max RSS %.1f MiB", r->max_rss_mib);
   if (r->have_window && b->win_rss_mib >= 0)
     printf(" (%.1f MiB at the end of the steady window)", b->win_rss_mib);
@@ -864,8 +1297,21 @@ static void raise_nofile(void) {
 
 int main(int argc, char **argv) {
   settings_t st = {.nodes = 32, .seconds_ms = 60000, .kill_at_ms = -1,
-                   .warmup_ms = 5000, .stagger_ms = UINT32_MAX};
+                   .warmup_ms = 5000, .stagger_ms = UINT32_MAX,
+                   .flip_ms = DEFAULT_FLIP_MS};
   parse_args(argc, argv, &st);
+  if (!st.seed_set)
+    st.seed = lm_report_clock_seed();
+  if (st.lookup) {
+    lm_bench_lookup_opts_t lo = {.members = st.members_set ? st.members : 10000,
+                                 .services = st.services,
+                                 .lookups = st.lookups ? st.lookups : 1048576,
+                                 .seed = st.seed,
+                                 .socket = st.socket,
+                                 .client_calls = 20000,
+                                 .json = st.json};
+    return lm_bench_lookup(&lo);
+  }
   /* Every join makes every node verify one more record (certificate and
    * record: two Ed25519 checks) and the joiner verify all of them. On one
    * thread, joining faster than that work drains starves the probes and
@@ -873,8 +1319,6 @@ int main(int argc, char **argv) {
    * 100 ms apart keeps 128 nodes clear of it on a slow core. */
   if (st.stagger_ms == UINT32_MAX)
     st.stagger_ms = st.nodes > 250 ? 25000 / st.nodes : 100;
-  if (!st.seed_set)
-    st.seed = lm_report_clock_seed();
   if (!st.json)
     fprintf(stderr, "livemesh-bench: seed %llu\n", (unsigned long long)st.seed);
   raise_nofile();
@@ -892,9 +1336,12 @@ int main(int argc, char **argv) {
   b.false_suspect = calloc(b.n, 1);
   b.false_dead = calloc(b.n, 1);
   b.victims = calloc(st.kill + 1, sizeof *b.victims);
+  b.open_flip = malloc(b.n * sizeof *b.open_flip);
   if (!b.nodes || !b.victim_of || !b.false_suspect || !b.false_dead ||
-      !b.victims)
+      !b.victims || !b.open_flip)
     die("out of memory");
+  for (uint32_t i = 0; i < b.n; i++)
+    b.open_flip[i] = -1;
 
   /* The seed picks the victims up front: a node that will crash is never
    * counted as a false positive, even before its crash. */
@@ -1024,6 +1471,10 @@ int main(int argc, char **argv) {
   for (uint32_t k = 0; k < b.nvictims; k++)
     free(b.victims[k].dead_by);
   free(b.victims);
+  for (size_t i = 0; i < b.nflips; i++)
+    free(b.flips[i].seen_by);
+  free(b.flips);
+  free(b.open_flip);
   free(b.lags);
   free(b.victim_of);
   free(b.false_suspect);
