@@ -1110,13 +1110,17 @@ int lm_node_is_up(lm_node_t *n, const char *type, const char *host,
     return LM_EFORKED;
   if (!n->svc)
     return LM_ESTATE;
+  /* only a threaded node's view can change under this call: a node on the
+   * caller's loop is read from that loop's thread, without a lock */
   lm_store_is_up_t r;
-  uv_mutex_lock(&n->mu);
-  int up = lm_store_is_up(n->svc->store, type, host, unix_now(),
+  if (n->threaded)
+    uv_mutex_lock(&n->mu);
+  int up = lm_store_is_up(n->svc->store, type, host, out ? unix_now() : 0,
                           out ? &r : NULL);
   if (out)
     fill_is_up(out, &r);
-  uv_mutex_unlock(&n->mu);
+  if (n->threaded)
+    uv_mutex_unlock(&n->mu);
   return up;
 }
 
@@ -1129,12 +1133,14 @@ int lm_node_is_up_uuid(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
   if (!n->svc)
     return LM_ESTATE;
   lm_store_is_up_t r;
-  uv_mutex_lock(&n->mu);
-  int up = lm_store_is_up_uuid(n->svc->store, uuid, unix_now(),
+  if (n->threaded)
+    uv_mutex_lock(&n->mu);
+  int up = lm_store_is_up_uuid(n->svc->store, uuid, out ? unix_now() : 0,
                                out ? &r : NULL);
   if (out)
     fill_is_up(out, &r);
-  uv_mutex_unlock(&n->mu);
+  if (n->threaded)
+    uv_mutex_unlock(&n->mu);
   return up;
 }
 
