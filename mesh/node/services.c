@@ -1051,22 +1051,23 @@ int lm_node_service_deregister(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN]) {
   return uuid ? lm__node_call(n, apply_deregister, (void *)uuid) : LM_EINVAL;
 }
 
-int lm_node_service_pass(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
-                         const char *note) {
+static int pass_fail(lm_node_t *n, const uint8_t *uuid, const char *note,
+                     int pass) {
   int rc = usable(n);
   if (rc)
     return rc;
-  pf_args_t a = {.uuid = uuid, .note = note, .pass = 1};
+  pf_args_t a = {.uuid = uuid, .note = note, .pass = pass};
   return uuid ? lm__node_call(n, apply_pass_fail, &a) : LM_EINVAL;
+}
+
+int lm_node_service_pass(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
+                         const char *note) {
+  return pass_fail(n, uuid, note, 1);
 }
 
 int lm_node_service_fail(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
                          const char *note) {
-  int rc = usable(n);
-  if (rc)
-    return rc;
-  pf_args_t a = {.uuid = uuid, .note = note, .pass = 0};
-  return uuid ? lm__node_call(n, apply_pass_fail, &a) : LM_EINVAL;
+  return pass_fail(n, uuid, note, 0);
 }
 
 int lm_node_service_maint(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
@@ -1102,21 +1103,24 @@ static void fill_is_up(lm_is_up_t *out, const lm_store_is_up_t *r) {
   out->age_ms = r->age_ms;
 }
 
-int lm_node_is_up(lm_node_t *n, const char *type, const char *host,
-                  lm_is_up_t *out) {
-  if (!n || !type || !host)
-    return LM_EINVAL;
+/* One lookup by (type, host) or, when uuid is given, by uuid. Only a
+ * threaded node's view can change under it: a node on the caller's loop is
+ * read from that loop's thread, without a lock. No clock is read when no
+ * details are asked for. */
+static int is_up(lm_node_t *n, const char *type, const char *host,
+                 const uint8_t *uuid, lm_is_up_t *out) {
   if (lm__forked(n))
     return LM_EFORKED;
   if (!n->svc)
     return LM_ESTATE;
-  /* only a threaded node's view can change under this call: a node on the
-   * caller's loop is read from that loop's thread, without a lock */
   lm_store_is_up_t r;
+  int64_t now = out ? unix_now() : 0;
   if (n->threaded)
     uv_mutex_lock(&n->mu);
-  int up = lm_store_is_up(n->svc->store, type, host, out ? unix_now() : 0,
-                          out ? &r : NULL);
+  int up = uuid ? lm_store_is_up_uuid(n->svc->store, uuid, now,
+                                      out ? &r : NULL)
+                : lm_store_is_up(n->svc->store, type, host, now,
+                                 out ? &r : NULL);
   if (out)
     fill_is_up(out, &r);
   if (n->threaded)
@@ -1124,24 +1128,18 @@ int lm_node_is_up(lm_node_t *n, const char *type, const char *host,
   return up;
 }
 
+int lm_node_is_up(lm_node_t *n, const char *type, const char *host,
+                  lm_is_up_t *out) {
+  if (!n || !type || !host)
+    return LM_EINVAL;
+  return is_up(n, type, host, NULL, out);
+}
+
 int lm_node_is_up_uuid(lm_node_t *n, const uint8_t uuid[LM_UUID_LEN],
                        lm_is_up_t *out) {
   if (!n || !uuid)
     return LM_EINVAL;
-  if (lm__forked(n))
-    return LM_EFORKED;
-  if (!n->svc)
-    return LM_ESTATE;
-  lm_store_is_up_t r;
-  if (n->threaded)
-    uv_mutex_lock(&n->mu);
-  int up = lm_store_is_up_uuid(n->svc->store, uuid, out ? unix_now() : 0,
-                               out ? &r : NULL);
-  if (out)
-    fill_is_up(out, &r);
-  if (n->threaded)
-    uv_mutex_unlock(&n->mu);
-  return up;
+  return is_up(n, NULL, NULL, uuid, out);
 }
 
 typedef struct each_args {
