@@ -290,10 +290,15 @@ static int host_valid(const char *h, size_t n) {
   if (h[0] == '[') {
     if (n < 3 || h[n - 1] != ']')
       return 0;
-    for (size_t i = 1; i + 1 < n; i++)
-      if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.' &&
-          h[i] != '%')
+    int zone = 0; /* after '%': an interface name */
+    for (size_t i = 1; i + 1 < n; i++) {
+      unsigned char ch = (unsigned char)h[i];
+      if (ch == '%' && !zone && i > 1)
+        zone = 1;
+      else if (zone ? !isalnum(ch) && ch != '-' && ch != '_' && ch != '.'
+                    : !isxdigit(ch) && ch != ':' && ch != '.')
         return 0;
+    }
     return memchr(h, ':', n) != NULL;
   }
   for (size_t i = 0; i < n; i++)
