@@ -9,3 +9,10 @@ lm_add_test(test_svc_json
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_json.c
   LIBS lm_svc_json lm_client lm_agent_core
   TIMEOUT 60)
+
+# The client library and the subcommands against a scripted agent.
+find_package(Threads REQUIRED)
+lm_add_test(test_svc_client
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_client.c
+  LIBS lm_svc_cli lm_svc_json lm_client lm_agent_core Threads::Threads
+  TIMEOUT 60)

@@ -769,7 +769,7 @@ static int stdin_watchable(void) {
  * signal in `sigs`, the end of stdin, or the agent going away. */
 static int hold(const parsed_t *p, lm_client_t *c, const char *uuid,
                 const sigset_t *sigs) {
-  int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
+  int sfd = signalfd(-1, sigs, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) {
     fprintf(stderr, "livemesh %s: signalfd: %s\n", p->cmd, strerror(errno));
     return EXIT_FAILED;
@@ -787,8 +787,14 @@ static int hold(const parsed_t *p, lm_client_t *c, const char *uuid,
       code = EXIT_FAILED;
       break;
     }
-    if (pf[0].revents)
-      break; /* SIGTERM, SIGINT, SIGHUP: done, as asked */
+    if (pf[0].revents) {
+      /* SIGTERM, SIGINT, SIGHUP: done, as asked. Taken off the pending
+       * set, or unblocking it later would kill us after all. */
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+      break;
+    }
     if (pf[1].revents) {
       char b[512];
       ssize_t k = recv(pf[1].fd, b, sizeof b, MSG_DONTWAIT);

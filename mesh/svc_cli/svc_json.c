@@ -566,8 +566,8 @@ static int parse_body(pctx_t *c, const json_t *body, int *ephemeral) {
   }
 
   if (!val[F_TYPE])
-    return ferr(c, F_TYPE, "is required (the kind of service, such as "
-                "\"api\")");
+    return ferr(c, F_TYPE, "required: the kind of service, such as "
+                "\"api\"");
   if (!(sp->type = take_str(c, F_TYPE, val[F_TYPE], LM_SVC_TYPE_MAX, 0,
                             TEXT_LINE, "the type")))
     return -1;
