@@ -171,7 +171,9 @@ static int read_line(lm_client_t *c, int64_t deadline, char **line,
                      size_t *len) {
   size_t scanned = c->roff;
   for (;;) {
-    char *nl = memchr(c->rb + scanned, '\n', c->rlen - scanned);
+    char *nl = c->rlen > scanned
+                   ? memchr(c->rb + scanned, '\n', c->rlen - scanned)
+                   : NULL;
     if (nl) {
       *line = c->rb + c->roff;
       *len = (size_t)(nl - *line);
