@@ -480,8 +480,10 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       st->timeout_set = 1;
       break;
     case OPT_INDIRECT:
-      if (lm_parse_u32(&st->indirect, optarg) != 0 || st->indirect > 64)
-        die_usage("--indirect: expected 0..64, got '%s'", optarg);
+      if (lm_parse_u32(&st->indirect, optarg) != 0 ||
+          st->indirect > SWIM_MAX_INDIRECT_CHECKS)
+        die_usage("--indirect: expected 0..%d, got '%s'",
+                  SWIM_MAX_INDIRECT_CHECKS, optarg);
       st->indirect_set = 1;
       break;
     case OPT_LATENCY:

@@ -1300,7 +1300,9 @@ static void probe_indirect(swim_core_t *c) {
   if (!tm->rec || tm->id8 != c->probe.target8)
     return;
   uint32_t chosen[16];
-  uint32_t k = c->cfg.indirect_checks < 16 ? c->cfg.indirect_checks : 16;
+  uint32_t k = c->cfg.indirect_checks < SWIM_MAX_INDIRECT_CHECKS
+                   ? c->cfg.indirect_checks
+                   : SWIM_MAX_INDIRECT_CHECKS;
   uint32_t n = 0;
   for (uint32_t i = 0; i < k; i++) {
     uint32_t h = pick_random(c, c->probe.target, chosen, n);
@@ -1355,20 +1357,20 @@ static void probe_end(swim_core_t *c) {
 
 void swim_config_default(swim_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->probe_interval_ms = 1000;
-  cfg->probe_timeout_ms = 500;
-  cfg->indirect_checks = 3;
-  cfg->gossip_interval_ms = 200;
-  cfg->gossip_nodes = 3;
-  cfg->retransmit_mult = 4;
-  cfg->suspicion_min_mult = 1;
-  cfg->suspicion_max_mult = 6;
-  cfg->suspicion_confirm = 3;
-  cfg->awareness_max = 8;
-  cfg->pushpull_interval_ms = 60000;
-  cfg->tombstone_ms = 3600000;
-  cfg->reconnect_interval_ms = 10000;
-  cfg->join_retry_ms = 1000;
+  cfg->probe_interval_ms = SWIM_DEFAULT_PROBE_INTERVAL_MS;
+  cfg->probe_timeout_ms = SWIM_DEFAULT_PROBE_TIMEOUT_MS;
+  cfg->indirect_checks = SWIM_DEFAULT_INDIRECT_CHECKS;
+  cfg->gossip_interval_ms = SWIM_DEFAULT_GOSSIP_INTERVAL_MS;
+  cfg->gossip_nodes = SWIM_DEFAULT_GOSSIP_NODES;
+  cfg->retransmit_mult = SWIM_DEFAULT_RETRANSMIT_MULT;
+  cfg->suspicion_min_mult = SWIM_DEFAULT_SUSPICION_MIN_MULT;
+  cfg->suspicion_max_mult = SWIM_DEFAULT_SUSPICION_MAX_MULT;
+  cfg->suspicion_confirm = SWIM_DEFAULT_SUSPICION_CONFIRM;
+  cfg->awareness_max = SWIM_DEFAULT_AWARENESS_MAX;
+  cfg->pushpull_interval_ms = SWIM_DEFAULT_PUSHPULL_INTERVAL_MS;
+  cfg->tombstone_ms = SWIM_DEFAULT_TOMBSTONE_MS;
+  cfg->reconnect_interval_ms = SWIM_DEFAULT_RECONNECT_INTERVAL_MS;
+  cfg->join_retry_ms = SWIM_DEFAULT_JOIN_RETRY_MS;
   cfg->max_payload = SWIM_MAX_PAYLOAD;
 }
 
@@ -1789,7 +1791,9 @@ void swim_tick(swim_core_t *c, uint64_t now) {
             "after %u tries; next try in %u ms", c->nseeds, c->join_tries,
             c->join_backoff);
     c->next_join = now + c->join_backoff;
-    c->join_backoff = c->join_backoff * 2 > 30000 ? 30000 : c->join_backoff * 2;
+    c->join_backoff = c->join_backoff * 2 > SWIM_MAX_JOIN_RETRY_MS
+                          ? SWIM_MAX_JOIN_RETRY_MS
+                          : c->join_backoff * 2;
   }
   flush(c);
 }
@@ -1840,7 +1844,8 @@ int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
   c->nseeds = n;
   c->joining = 1;
   c->join_tries = 0;
-  c->join_backoff = c->cfg.join_retry_ms ? c->cfg.join_retry_ms : 1000;
+  c->join_backoff = c->cfg.join_retry_ms ? c->cfg.join_retry_ms
+                                        : SWIM_DEFAULT_JOIN_RETRY_MS;
   c->next_join = now;
   swim_tick(c, now);
   return 0;

@@ -37,19 +37,61 @@ extern "C" {
 #define SWIM_MAX_PAYLOAD (SWIM_MTU - SWIM_ENVELOPE_MAX) /* 1288 */
 #define SWIM_STREAM_MAX (64u * 1024 * 1024) /* push-pull frames */
 
-/* Error codes: negative, like libuv's. */
+/* Protocol defaults (memberlist's LAN profile) and the limits front ends
+ * validate against. Defined here once: swim_config_default(), the runtime
+ * (lm_options_t, 0 = these), the agent's config, livemesh-bench and
+ * livemesh-sim all read them. Plain integers, so they can be stringified
+ * into help texts. */
+#define SWIM_DEFAULT_PROBE_INTERVAL_MS 1000
+#define SWIM_DEFAULT_PROBE_TIMEOUT_MS 500
+#define SWIM_DEFAULT_INDIRECT_CHECKS 3
+#define SWIM_DEFAULT_GOSSIP_INTERVAL_MS 200
+#define SWIM_DEFAULT_GOSSIP_NODES 3
+#define SWIM_DEFAULT_RETRANSMIT_MULT 4
+#define SWIM_DEFAULT_SUSPICION_MIN_MULT 1
+#define SWIM_DEFAULT_SUSPICION_MAX_MULT 6
+#define SWIM_DEFAULT_SUSPICION_CONFIRM 3
+#define SWIM_DEFAULT_AWARENESS_MAX 8
+#define SWIM_DEFAULT_PUSHPULL_INTERVAL_MS 60000
+#define SWIM_DEFAULT_TOMBSTONE_MS 3600000
+#define SWIM_DEFAULT_RECONNECT_INTERVAL_MS 10000
+#define SWIM_DEFAULT_JOIN_RETRY_MS 1000
+#define SWIM_MAX_JOIN_RETRY_MS 30000 /* the join backoff doubles up to this */
+
+/* The core asks at most this many helpers per failed probe (more are
+ * clamped); front ends refuse more. */
+#define SWIM_MAX_INDIRECT_CHECKS 16
+/* Ranges the agent's configuration accepts (and, for the settings they
+ * share, livemesh-bench and livemesh-sim). */
+#define SWIM_MIN_PROBE_INTERVAL_MS 10
+#define SWIM_MAX_PROBE_INTERVAL_MS 600000
+#define SWIM_MIN_PROBE_TIMEOUT_MS 5
+#define SWIM_MAX_PROBE_TIMEOUT_MS 600000
+#define SWIM_MIN_GOSSIP_INTERVAL_MS 10
+#define SWIM_MAX_GOSSIP_INTERVAL_MS 600000
+#define SWIM_MIN_PUSHPULL_INTERVAL_MS 1000
+#define SWIM_MAX_PUSHPULL_INTERVAL_MS 86400000
+#define SWIM_MAX_SUSPICION_MIN_MULT 100
+#define SWIM_MIN_TOMBSTONE_MS 1000
+#define SWIM_MAX_TOMBSTONE_MS 604800000
+
+/* Error codes: negative, like libuv's, in livemesh's one error space:
+ * -1201..-1299 are the core's (never errno or libuv values, nor the
+ * runtime's LM_E* or the trust layer's LM_TRUST_E*), so a code that
+ * travels up through the runtime keeps its meaning and lm_strerror() names
+ * it. */
 #define SWIM_ERRNO_MAP(X)                                                     \
-  X(EINVAL, -1, "invalid argument")                                           \
-  X(ENOMEM, -2, "out of memory")                                              \
-  X(EMALFORMED, -3, "malformed message")                                      \
-  X(ETRUNC, -4, "truncated message")                                          \
-  X(EVERSION, -5, "unknown protocol version")                                 \
-  X(ETOOBIG, -6, "message too large")                                         \
-  X(EBADSIG, -7, "record signature rejected")                                 \
-  X(EBUSY, -8, "core re-entered from a callback")                             \
-  X(ESTATE, -9, "operation not allowed in this state")                        \
-  X(ENOTFOUND, -10, "no such member")                                         \
-  X(ENOSPACE, -11, "does not fit in a datagram")
+  X(EINVAL, -1201, "invalid argument")                                          \
+  X(ENOMEM, -1202, "out of memory")                                             \
+  X(EMALFORMED, -1203, "malformed message")                                     \
+  X(ETRUNC, -1204, "truncated message")                                         \
+  X(EVERSION, -1205, "unknown protocol version")                                \
+  X(ETOOBIG, -1206, "message too large")                                        \
+  X(EBADSIG, -1207, "record signature rejected")                                \
+  X(EBUSY, -1208, "core re-entered from a callback")                            \
+  X(ESTATE, -1209, "operation not allowed in this state")                       \
+  X(ENOTFOUND, -1210, "no such member")                                        \
+  X(ENOSPACE, -1211, "does not fit in a datagram")
 #define SWIM_ERR_ENUM(n, v, s) SWIM_##n = v,
 enum { SWIM_OK = 0, SWIM_ERRNO_MAP(SWIM_ERR_ENUM) };
 #undef SWIM_ERR_ENUM
@@ -147,20 +189,22 @@ typedef struct swim_config {
   char name[SWIM_NAME_MAX + 1];
   swim_addr_t addr;        /* advertised address */
   uint32_t generation;     /* bump on every restart */
-  uint32_t probe_interval_ms;   /* 1000 */
-  uint32_t probe_timeout_ms;    /* 500 */
-  uint32_t indirect_checks;     /* 3 */
-  uint32_t gossip_interval_ms;  /* 200; 0 disables the gossip timer */
-  uint32_t gossip_nodes;        /* 3 */
-  uint32_t retransmit_mult;     /* 4: lambda in lambda*ceil(log10(n+1)) */
-  uint32_t suspicion_min_mult;  /* 1: min = mult*max(1,log10(n))*interval */
-  uint32_t suspicion_max_mult;  /* 6: max = mult*min */
-  uint32_t suspicion_confirm;   /* 3: confirmations that shrink max to min */
-  uint32_t awareness_max;       /* 8: Lifeguard local-health ceiling */
-  uint32_t pushpull_interval_ms;/* 60000, scaled up past 32 members */
-  uint32_t tombstone_ms;        /* 3600000: dead/left kept this long */
-  uint32_t reconnect_interval_ms;/* 10000: probe a tombstone this often */
-  uint32_t join_retry_ms;       /* 1000, doubling up to 30000 */
+  /* Timing and tuning: swim_config_default() sets each to its
+   * SWIM_DEFAULT_* above. */
+  uint32_t probe_interval_ms;
+  uint32_t probe_timeout_ms;
+  uint32_t indirect_checks;     /* at most SWIM_MAX_INDIRECT_CHECKS are used */
+  uint32_t gossip_interval_ms;  /* 0 disables the gossip timer */
+  uint32_t gossip_nodes;
+  uint32_t retransmit_mult;     /* lambda in lambda*ceil(log10(n+1)) */
+  uint32_t suspicion_min_mult;  /* min = mult*max(1,log10(n))*interval */
+  uint32_t suspicion_max_mult;  /* max = mult*min */
+  uint32_t suspicion_confirm;   /* confirmations that shrink max to min */
+  uint32_t awareness_max;       /* Lifeguard local-health ceiling */
+  uint32_t pushpull_interval_ms;/* scaled up past 32 members */
+  uint32_t tombstone_ms;        /* dead/left kept this long */
+  uint32_t reconnect_interval_ms;/* probe a tombstone this often */
+  uint32_t join_retry_ms;       /* doubling up to SWIM_MAX_JOIN_RETRY_MS */
   uint32_t max_payload;         /* SWIM_MAX_PAYLOAD */
   const uint8_t *meta;          /* initial metadata, copied */
   size_t meta_len;

@@ -7,3 +7,16 @@ if(NOT TARGET livemesh_static)
 endif()
 
 lm_add_test(test_node SOURCES test_node.c LIBS livemesh_static TIMEOUT 900)
+# The codes of the one error space it asserts on: the trust layer's and
+# the core's headers (constants only; tests may see everything).
+target_include_directories(test_node PRIVATE
+  ${PROJECT_SOURCE_DIR}/mesh/trust ${PROJECT_SOURCE_DIR}/swim)
+
+# Services on real nodes: registration, checks, watches, forged lists. It
+# reaches into the node's internals (to forge a list as an insider would).
+lm_add_test(test_node_services SOURCES test_node_services.c
+  LIBS livemesh_static lm_store TIMEOUT 600)
+target_include_directories(test_node_services PRIVATE
+  ${PROJECT_SOURCE_DIR}/mesh/node ${PROJECT_SOURCE_DIR}/mesh/trust
+  ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store)
+target_link_libraries(test_node_services PRIVATE PkgConfig::MSGPACK)

@@ -8,9 +8,25 @@
  * own (then any thread may call it). There is no global state: many nodes
  * may live in one process.
  *
- * Errors are negative codes; lm_strerror() names them. Codes below
- * LM_ERR_BASE are livemesh's own; any other negative code is a libuv error
- * (uv_strerror() explains it, and so does lm_strerror()).
+ * Errors are negative codes in one space, each code distinct, and
+ * lm_strerror() / lm_err_name() name every one of them:
+ *   -1001..-1099  the runtime's own, LM_E* below
+ *   -1101..-1199  the trust layer's (keys, certificates, envelopes),
+ *                 LM_TRUST_E* in mesh/trust/trust.h, e.g. -1122
+ *                 LM_TRUST_ECERT_UNTRUSTED
+ *   -1201..-1299  the protocol core's, SWIM_E* in swim/swim.h, e.g. -1209
+ *                 SWIM_ESTATE
+ *   -1301..-1399  the local view's (service lists, watches), LM_STORE_E*
+ *                 in store/store.h, e.g. -1309 LM_STORE_ESTALE
+ *   -1401..-1499  the service checks', e.g. -1402: exec checks are not
+ *                 allowed on this node
+ *   anything else a libuv error: an errno value (-1..-133 on Linux) or one
+ *                 of libuv's own (UV_EOF, UV_EAI_*); uv_strerror() and
+ *                 uv_err_name() explain it too.
+ * A call returns the cause where there is one (a trust or core code as it
+ * came up) rather than a vaguer LM_E*: lm_node_new with a certificate from
+ * an untrusted cluster key returns LM_TRUST_ECERT_UNTRUSTED, not LM_ECERT;
+ * lm_node_set_meta refused by the core returns the core's code.
  *
  * Callbacks take the object first. Event callbacks run on the node's loop
  * thread after the protocol core has finished its work, so they may call
@@ -37,7 +53,10 @@ extern "C" {
 
 #define LM_VERSION_STRING "0.1.0"
 
-#define LM_ERR_BASE (-1000)
+#define LM_ERR_BASE (-1000)       /* livemesh's codes are below this */
+#define LM_ERR_TRUST_BASE (-1100) /* -1101..-1199: LM_TRUST_E* */
+#define LM_ERR_CORE_BASE (-1200)  /* -1201..-1299: SWIM_E* */
+#define LM_ERR_LAST (-1299)
 #define LM_ERRNO_MAP(X)                                                        \
   X(EINVAL, -1001, "invalid argument")                                         \
   X(ENOMEM, -1002, "out of memory")                                            \
@@ -50,7 +69,10 @@ extern "C" {
   X(EBUSY, -1009, "busy")                                                      \
   X(ETIMEDOUT, -1010, "timed out")                                             \
   X(EPROTO, -1011, "protocol error")                                           \
-  X(EIO, -1012, "input/output error")
+  X(EIO, -1012, "input/output error")                                         \
+  X(EPERM, -1013, "not permitted on this node")                               \
+  X(EEXIST, -1014, "already exists")                                           \
+  X(ELIMIT, -1015, "over a limit")
 #define LM_ERR_ENUM(n, v, s) LM_##n = v,
 enum { LM_OK = 0, LM_ERRNO_MAP(LM_ERR_ENUM) };
 #undef LM_ERR_ENUM
@@ -84,7 +106,9 @@ int lm_cluster_keygen(uint8_t pk[LM_PUBLICKEY_BYTES],
 int lm_identity_issue(lm_identity_t *out, const char *name,
                       const uint8_t cluster_sk[LM_SECRETKEY_BYTES],
                       uint64_t valid_seconds);
-/* Key and certificate files as `livemesh keygen node` writes them. */
+/* Key and certificate files as `livemesh keygen node` writes them. Fails
+ * with the trust layer's cause (LM_TRUST_EIO, LM_TRUST_EKEYFILE...), or
+ * LM_ECERT when the certificate is for another key. */
 int lm_identity_load(lm_identity_t *out, const char *key_file,
                      const char *cert_file);
 void lm_identity_wipe(lm_identity_t *id);
@@ -146,7 +170,8 @@ typedef struct lm_options {
   size_t ntrusted;
   const uint8_t *secret; /* optional 32-byte cluster secret: encrypt */
   uint32_t generation;   /* 0: unix seconds now (grows across restarts) */
-  /* Protocol timing; 0 takes the default (memberlist's LAN profile). */
+  /* Protocol timing; 0 takes the core's default (memberlist's LAN profile:
+   * SWIM_DEFAULT_* in swim/swim.h, the values shown for reference). */
   uint32_t probe_interval_ms; /* 1000 */
   uint32_t probe_timeout_ms;  /* 500 */
   uint32_t indirect_checks;   /* 3 */
@@ -166,6 +191,10 @@ typedef struct lm_options {
    * must run on the same loop (not on a thread of its own), so each record
    * is kept once per process instead of once per node. */
   lm_node_t *share_records_with;
+  /* Services: exec checks run commands, so they are refused unless this
+   * is set; at most this many checks run at once (0: 16). */
+  int allow_exec_checks;
+  unsigned max_concurrent_checks;
 } lm_options_t;
 
 /* loop == NULL: the node runs on a thread of its own from lm_node_start().
@@ -218,10 +247,21 @@ typedef struct lm_stats {
     uint64_t count;
   } dropped[48];
   size_t ndropped;
+  /* Services */
+  size_t services_local;          /* registered on this node */
+  size_t services;                /* in the view, this node's included */
+  size_t services_by_status[3];   /* by effective lm_svc_status_t */
+  uint64_t svc_lists_sent, svc_lists_received, svc_requests_sent;
+  /* check runs by kind (LM_CHECK_TTL..LM_CHECK_EXEC, minus one) and
+   * result (ok, fail, timeout) */
+  uint64_t check_runs[5][3];
 } lm_stats_t;
 int lm_node_stats(lm_node_t *node, lm_stats_t *out);
 
 #ifdef __cplusplus
 }
 #endif
+
+#include <livemesh/services.h>
+
 #endif

@@ -38,6 +38,9 @@ extern "C" {
 #define LM_CHECK_OUTPUT_MAX 4096
 /* ...and up to this much in the signed record other members receive. */
 #define LM_CHECK_OUTPUT_WIRE_MAX 128
+/* Checks: defaults when a registration does not say. */
+#define LM_SVC_CHECK_INTERVAL_DEFAULT_MS 10000
+#define LM_SVC_CHECK_TIMEOUT_DEFAULT_MS 5000
 /* Services one node may register. */
 #define LM_SVC_PER_NODE_MAX 1024
 

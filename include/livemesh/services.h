@@ -54,12 +54,19 @@ typedef struct lm_service_spec {
   int64_t created_ms;            /* 0: now (a re-registration keeps it) */
 } lm_service_spec_t;
 
-/* Registers a service (or replaces the one with the same uuid, keeping its
- * created_ms), starts its check and announces it. On error nothing
- * changes and `err` (when given) names the field at fault. */
+/* Registers a service, starts its check and announces it. On error
+ * nothing changes and `err` (when given) names the field at fault:
+ * LM_EINVAL a bad field, LM_EEXIST a uuid already in the view, LM_EPERM an
+ * exec check on a node that does not allow them, LM_ELIMIT too many
+ * services on this node. */
 int lm_node_service_register(lm_node_t *node, const lm_service_spec_t *spec,
                              uint8_t uuid_out[LM_UUID_LEN], char *err,
                              size_t errcap);
+/* Replaces the registration of spec->uuid (a service of this node),
+ * keeping its created_ms, maintenance and, when the status stays the
+ * same, its since. LM_ENOTFOUND when it is not registered here. */
+int lm_node_service_update(lm_node_t *node, const lm_service_spec_t *spec,
+                           char *err, size_t errcap);
 int lm_node_service_deregister(lm_node_t *node,
                                const uint8_t uuid[LM_UUID_LEN]);
 /* TTL services: a heartbeat (pass) or an immediate failure (fail), with an

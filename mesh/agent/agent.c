@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
+#include "commands.h"
 #include "config.h"
 #include "control.h"
 #include "trust.h"
@@ -34,37 +36,7 @@
 #define LEAVE_GUARD_MS 3500 /* the runtime gives up on a leave after 3 s */
 #define CERT_WARN_DAYS 30
 
-typedef struct waiter {
-  uint64_t conn;
-  json_t *id;
-} waiter_t;
-
-typedef struct agent {
-  uv_loop_t loop;
-  int argc;
-  char **argv;
-  lm__config_t cfg;
-  int log_level, log_format;
-  char name[LM_NAME_MAX + 1];
-  lm_identity_t id;
-  lm_cert_t cert;
-  uint8_t (*trusted)[LM_PUBLICKEY_BYTES];
-  size_t ntrusted;
-  uint8_t secret[LM_SECRET_LEN];
-  int has_secret;
-  uint32_t generation;
-  int lock_fd;
-  lm_node_t *node;
-  lm__ctl_server_t *ctl;
-  uv_signal_t sig_term, sig_int, sig_hup;
-  uv_timer_t leave_guard;
-  int handles_ready;
-  int stopping; /* 0 running, 1 leaving, 2 closing */
-  waiter_t *waiters;
-  size_t nwaiters;
-  int64_t started_ms;
-  int exit_code;
-} agent_t;
+typedef lm__agent_t agent_t;
 
 /* ---- logging ---- */
 
@@ -501,7 +473,7 @@ static void on_leave_guard(uv_timer_t *t) {
     finish_stop(a, LM_ETIMEDOUT);
 }
 
-static void begin_stop(agent_t *a, const char *why) {
+void lm__agent_begin_stop(agent_t *a, const char *why) {
   if (a->stopping == 1) {
     alog(a, LM_LOG_WARN, "%s again: stopping without waiting for the leave",
          why);
@@ -697,125 +669,16 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (signum == SIGHUP)
     reload(a);
   else
-    begin_stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    lm__agent_begin_stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* ---- control requests ---- */
 
-static int cmp_member(const void *x, const void *y) {
-  return strcmp(((const lm_member_t *)x)->name, ((const lm_member_t *)y)->name);
-}
-
-static json_t *members_json(agent_t *a, char *err, size_t cap) {
-  lm_member_t *v;
-  size_t n;
-  int rc = lm_node_members(a->node, &v, &n);
-  if (rc) {
-    errf(err, cap, "cannot list members: %s", lm_strerror(rc));
-    return NULL;
-  }
-  qsort(v, n, sizeof *v, cmp_member);
-  json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(arr, lm__member_json(&v[i]));
-  free(v);
-  return arr;
-}
-
-static json_t *stats_json(agent_t *a, char *err, size_t cap) {
-  lm_stats_t st;
-  int rc = lm_node_stats(a->node, &st);
-  if (rc) {
-    errf(err, cap, "cannot read stats: %s", lm_strerror(rc));
-    return NULL;
-  }
-  json_t *drops = json_object();
-  for (size_t i = 0; i < st.ndropped; i++) {
-    /* the trust layer and the core may both name a reason; add them up */
-    json_t *old = json_object_get(drops, st.dropped[i].reason);
-    json_int_t prev = old ? json_integer_value(old) : 0;
-    json_object_set_new(drops, st.dropped[i].reason,
-                        json_integer(prev + (json_int_t)st.dropped[i].count));
-  }
-  json_t *j = json_object();
-#define PUT(k, v) json_object_set_new(j, k, json_integer((json_int_t)(v)))
-  json_object_set_new(j, "name", json_string(a->name));
-  PUT("generation", a->generation);
-  PUT("uptime_s", (lm__unix_ms() - a->started_ms) / 1000);
-  PUT("members", st.members);
-  PUT("alive", st.alive);
-  PUT("local_health", st.local_health);
-  PUT("udp_pkts_out", st.udp_pkts_out);
-  PUT("udp_bytes_out", st.udp_bytes_out);
-  PUT("udp_pkts_in", st.udp_pkts_in);
-  PUT("udp_bytes_in", st.udp_bytes_in);
-  PUT("tcp_frames_out", st.tcp_frames_out);
-  PUT("tcp_bytes_out", st.tcp_bytes_out);
-  PUT("tcp_frames_in", st.tcp_frames_in);
-  PUT("tcp_bytes_in", st.tcp_bytes_in);
-  PUT("probes", st.probes);
-  PUT("probes_failed", st.probes_failed);
-  PUT("suspicions_raised", st.suspicions_raised);
-  PUT("refutes", st.refutes);
-  PUT("send_errors", st.send_errors);
-  PUT("conns_refused", st.conns_refused);
-  PUT("dropped_total", st.dropped_total);
-  json_object_set_new(j, "dropped", drops);
-  PUT("control_clients", a->ctl ? lm__ctl_client_count(a->ctl) : 0);
-#undef PUT
-  return j;
-}
-
+/* Every request goes through the one command table (commands.c). */
 static void on_request(lm__ctl_server_t *srv, uint64_t conn, json_t *req,
                        void *ud) {
-  agent_t *a = ud;
-  const char *cmd = json_string_value(json_object_get(req, "cmd"));
-  json_t *id = json_object_get(req, "id");
-  char err[256];
-  if (!strcmp(cmd, "ping")) {
-    lm__ctl_reply(srv, conn, id,
-                  json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:s}", "ok", 1,
-                            "name", a->name, "version", lm_version(), "pid",
-                            (json_int_t)getpid(), "generation",
-                            (json_int_t)a->generation, "uptime_s",
-                            (json_int_t)((lm__unix_ms() - a->started_ms) /
-                                         1000),
-                            "state", a->stopping ? "leaving" : "running"));
-  } else if (!strcmp(cmd, "members") || !strcmp(cmd, "stats")) {
-    int members = cmd[0] == 'm';
-    json_t *v = !a->node    ? NULL
-                : members   ? members_json(a, err, sizeof err)
-                            : stats_json(a, err, sizeof err);
-    if (!a->node)
-      errf(err, sizeof err, "the agent is shutting down");
-    if (v)
-      lm__ctl_reply(srv, conn, id,
-                    json_pack("{s:b, s:o}", "ok", 1,
-                              members ? "members" : "stats", v));
-    else
-      lm__ctl_reply_error(srv, conn, id, err);
-  } else if (!strcmp(cmd, "leave")) {
-    /* answered once the leave is out, so `livemesh leave` returns when
-     * the others have been told */
-    if (a->stopping >= 2) {
-      lm__ctl_reply_error(srv, conn, id, "the agent is already stopping");
-      return;
-    }
-    waiter_t *w = realloc(a->waiters, (a->nwaiters + 1) * sizeof *w);
-    if (!w) {
-      lm__ctl_reply_error(srv, conn, id, "out of memory");
-      return;
-    }
-    a->waiters = w;
-    w[a->nwaiters].conn = conn;
-    w[a->nwaiters++].id = id ? json_incref(id) : NULL;
-    if (!a->stopping)
-      begin_stop(a, "leave requested on the control socket");
-  } else {
-    errf(err, sizeof err, "unknown command \"%.64s\" (known: ping, "
-             "members, stats, leave)", cmd);
-    lm__ctl_reply_error(srv, conn, id, err);
-  }
+  lm__reply_to_t to = {srv, conn, json_object_get(req, "id")};
+  lm__commands_dispatch(ud, req, &to);
 }
 
 /* ---- main ---- */

@@ -40,6 +40,10 @@
 #include <uv.h>
 
 #include "report.h"
+#include "swim.h" /* the protocol defaults and limits */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 #define PROG "livemesh-bench"
 #define TICK_MS 50          /* how often the driver looks at the mesh */
@@ -84,9 +88,10 @@ static void usage(FILE *f) {
       "  --warmup S             steady window starts S after convergence (default 5)\n"
       "  --loss P               drop a fraction 0 <= P < 1 of inbound datagrams\n"
       "                         at every node (default 0)\n"
-      "  --probe-interval-ms MS probe interval (default 1000)\n"
-      "  --probe-timeout-ms MS  direct probe timeout (default 500)\n"
-      "  --indirect K           indirect probes per failed probe, 1..64 (default 3)\n"
+      "  --probe-interval-ms MS probe interval (default " STR(SWIM_DEFAULT_PROBE_INTERVAL_MS) ")\n"
+      "  --probe-timeout-ms MS  direct probe timeout (default " STR(SWIM_DEFAULT_PROBE_TIMEOUT_MS) ")\n"
+      "  --indirect K           indirect probes per failed probe, 1.." STR(SWIM_MAX_INDIRECT_CHECKS)
+      " (default " STR(SWIM_DEFAULT_INDIRECT_CHECKS) ")\n"
       "  --join-stagger-ms MS   between two nodes' joins (default: 100, or less\n"
       "                         so that all have joined within 25 s)\n"
       "  -o json|text           output (default text)\n"
@@ -180,8 +185,9 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       /* 0 in lm_options_t means "the default", so zero indirect probes
        * cannot be asked for; refuse it rather than silently run 3 */
       if (lm_parse_u32(&st->indirect, optarg) != 0 || st->indirect < 1 ||
-          st->indirect > 64)
-        die_usage("--indirect: expected 1..64, got '%s'", optarg);
+          st->indirect > SWIM_MAX_INDIRECT_CHECKS)
+        die_usage("--indirect: expected 1..%d, got '%s'",
+                  SWIM_MAX_INDIRECT_CHECKS, optarg);
       st->indirect_set = 1;
       break;
     case OPT_WARMUP:
@@ -211,8 +217,8 @@ static void parse_args(int argc, char **argv, settings_t *st) {
   if (st->kill && st->kill >= st->nodes)
     die_usage("--kill: %u is not below --nodes %u (node 0 never dies)",
               st->kill, st->nodes);
-  uint32_t interval = st->probe_ms ? st->probe_ms : 1000;
-  uint32_t timeout = st->probe_timeout_ms ? st->probe_timeout_ms : 500;
+  uint32_t interval = st->probe_ms ? st->probe_ms : SWIM_DEFAULT_PROBE_INTERVAL_MS;
+  uint32_t timeout = st->probe_timeout_ms ? st->probe_timeout_ms : SWIM_DEFAULT_PROBE_TIMEOUT_MS;
   if (timeout >= interval)
     die_usage("the probe timeout (%u ms) must be below the probe interval "
               "(%u ms)", timeout, interval);
@@ -784,11 +790,11 @@ static void print_json(bench_t *b, const report_t *r, double wall) {
                       r->have_window ? json_integer(b->win_lag_max) : json_null());
   json_object_set_new(o, "loss", json_real(st->loss));
   json_object_set_new(o, "probe_interval_ms",
-                      json_integer(st->probe_ms ? st->probe_ms : 1000));
+                      json_integer(st->probe_ms ? st->probe_ms : SWIM_DEFAULT_PROBE_INTERVAL_MS));
   json_object_set_new(o, "probe_timeout_ms",
-                      json_integer(st->probe_timeout_ms ? st->probe_timeout_ms : 500));
+                      json_integer(st->probe_timeout_ms ? st->probe_timeout_ms : SWIM_DEFAULT_PROBE_TIMEOUT_MS));
   json_object_set_new(o, "indirect",
-                      json_integer(st->indirect_set ? st->indirect : 3));
+                      json_integer(st->indirect_set ? st->indirect : SWIM_DEFAULT_INDIRECT_CHECKS));
   json_object_set_new(o, "drops", json_incref(b->drops));
   json_object_set_new(o, "start_retries", json_integer(b->start_retries));
   lm_report_json_print(PROG, o);
@@ -808,9 +814,9 @@ static void print_text(bench_t *b, const report_t *r, double wall) {
   printf("livemesh-bench: %u nodes, seed %llu, %.1f s wall, loss %.2f, probe "
          "%u/%u ms, %u indirect\n",
          b->n, (unsigned long long)st->seed, wall, st->loss,
-         st->probe_ms ? st->probe_ms : 1000,
-         st->probe_timeout_ms ? st->probe_timeout_ms : 500,
-         st->indirect_set ? st->indirect : 3);
+         st->probe_ms ? st->probe_ms : SWIM_DEFAULT_PROBE_INTERVAL_MS,
+         st->probe_timeout_ms ? st->probe_timeout_ms : SWIM_DEFAULT_PROBE_TIMEOUT_MS,
+         st->indirect_set ? st->indirect : SWIM_DEFAULT_INDIRECT_CHECKS);
   if (b->converge_ms >= 0)
     printf("converged after %lld ms\n", (long long)b->converge_ms);
   else

@@ -83,43 +83,45 @@ extern "C" {
 /* ---- errors ------------------------------------------------------------ */
 
 /* One table: the code, its value, a short name for drop counters and
- * metrics, a message for people. Values live in their own range so they
- * never collide with the other lm_ error codes, and are contiguous from
+ * metrics, a message for people. Values live in their own range,
+ * -1101..-1199, so they never collide with errno or libuv codes, the
+ * runtime's LM_E* (-1001..) or the core's SWIM_E* (-1201..), and
+ * lm_strerror() names them; they are contiguous from
  * LM_TRUST_ERR_FIRST downwards (new codes go at the end). */
 #define LM_TRUST_ERRNO_MAP(X)                                                 \
-  X(EINVAL, -101, "invalid_argument", "invalid argument")                     \
-  X(ENOMEM, -102, "out_of_memory", "out of memory")                           \
-  X(ENOSPACE, -103, "no_space", "output buffer too small")                    \
-  X(EIO, -104, "io_error", "cannot read or write the file")                   \
-  X(EKEYFILE, -105, "bad_key_file", "key or cert file has a wrong size or format") \
-  X(EAGAIN, -106, "need_more", "need more bytes")                             \
-  X(ETRUNCATED, -107, "truncated", "message truncated")                       \
-  X(EOVERSIZE, -108, "oversize", "message too large")                         \
-  X(EMALFORMED, -109, "malformed", "malformed message")                       \
-  X(EVERSION, -110, "bad_version", "unknown envelope or cert version")        \
-  X(ECHANNEL, -111, "wrong_channel", "datagram and stream frame confused")    \
-  X(ECLUSTER, -112, "wrong_cluster", "message from another cluster")          \
-  X(EUNKNOWN_SENDER, -113, "unknown_sender", "unknown sender")                \
-  X(EBADSIG, -114, "bad_signature", "signature rejected")                     \
-  X(EREPLAYED, -115, "replayed", "message replayed")                          \
-  X(ESTALE, -116, "too_old", "counter older than the replay window")          \
-  X(EPLAINTEXT, -117, "plaintext_refused", "unencrypted message refused")     \
-  X(ENOSECRET, -118, "no_secret", "encrypted message but no cluster secret")  \
-  X(EDECRYPT, -119, "decrypt_failed", "decryption failed")                    \
-  X(ECERT_EXPIRED, -120, "cert_expired", "certificate expired")               \
-  X(ECERT_NOTYET, -121, "cert_not_yet_valid", "certificate not yet valid")    \
-  X(ECERT_UNTRUSTED, -122, "cert_untrusted", "certificate from an untrusted cluster key") \
-  X(ECERT_BADSIG, -123, "cert_bad_signature", "certificate signature rejected") \
-  X(ECERT_MISMATCH, -124, "cert_mismatch", "certificate is not the sender's") \
-  X(ENOTFOUND, -125, "not_found", "no such key")                              \
-  X(EFULL, -126, "full", "table full")                                        \
-  X(EEXHAUSTED, -127, "counter_exhausted", "message counter exhausted")
+  X(EINVAL, -1101, "invalid_argument", "invalid argument")                    \
+  X(ENOMEM, -1102, "out_of_memory", "out of memory")                          \
+  X(ENOSPACE, -1103, "no_space", "output buffer too small")                   \
+  X(EIO, -1104, "io_error", "cannot read or write the file")                  \
+  X(EKEYFILE, -1105, "bad_key_file", "key or cert file has a wrong size or format") \
+  X(EAGAIN, -1106, "need_more", "need more bytes")                            \
+  X(ETRUNCATED, -1107, "truncated", "message truncated")                      \
+  X(EOVERSIZE, -1108, "oversize", "message too large")                        \
+  X(EMALFORMED, -1109, "malformed", "malformed message")                      \
+  X(EVERSION, -1110, "bad_version", "unknown envelope or cert version")       \
+  X(ECHANNEL, -1111, "wrong_channel", "datagram and stream frame confused")   \
+  X(ECLUSTER, -1112, "wrong_cluster", "message from another cluster")         \
+  X(EUNKNOWN_SENDER, -1113, "unknown_sender", "unknown sender")               \
+  X(EBADSIG, -1114, "bad_signature", "signature rejected")                    \
+  X(EREPLAYED, -1115, "replayed", "message replayed")                         \
+  X(ESTALE, -1116, "too_old", "counter older than the replay window")         \
+  X(EPLAINTEXT, -1117, "plaintext_refused", "unencrypted message refused")    \
+  X(ENOSECRET, -1118, "no_secret", "encrypted message but no cluster secret") \
+  X(EDECRYPT, -1119, "decrypt_failed", "decryption failed")                   \
+  X(ECERT_EXPIRED, -1120, "cert_expired", "certificate expired")              \
+  X(ECERT_NOTYET, -1121, "cert_not_yet_valid", "certificate not yet valid")   \
+  X(ECERT_UNTRUSTED, -1122, "cert_untrusted", "certificate from an untrusted cluster key") \
+  X(ECERT_BADSIG, -1123, "cert_bad_signature", "certificate signature rejected") \
+  X(ECERT_MISMATCH, -1124, "cert_mismatch", "certificate is not the sender's") \
+  X(ENOTFOUND, -1125, "not_found", "no such key")                             \
+  X(EFULL, -1126, "full", "table full")                                       \
+  X(EEXHAUSTED, -1127, "counter_exhausted", "message counter exhausted")
 
 #define LM_TRUST_ERR_ENUM(n, v, s, m) LM_TRUST_##n = v,
 enum { LM_TRUST_OK = 0, LM_TRUST_ERRNO_MAP(LM_TRUST_ERR_ENUM) };
 #undef LM_TRUST_ERR_ENUM
 
-#define LM_TRUST_ERR_FIRST (-101)
+#define LM_TRUST_ERR_FIRST (-1101)
 #define LM_TRUST_ERR_COUNT 27
 
 /* A message for people; "unknown error" for codes not in the table. */
@@ -247,6 +249,13 @@ int lm_cert_verify(const lm_trust_set_t *ts, const lm_cert_t *cert,
 int lm_rec_sign(uint8_t sig[LM_SIG_LEN], const uint8_t *msg, size_t len,
                 const lm_keypair_t *kp);
 int lm_rec_verify(const uint8_t sig[LM_SIG_LEN], const uint8_t *msg,
+                  size_t len, const uint8_t pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+
+/* A member's service list, signed by the member (Ed25519ph over
+ * "livemesh-svc-v1\0" || list), so relays cannot forge or alter it. */
+int lm_svc_sign(uint8_t sig[LM_SIG_LEN], const uint8_t *list, size_t len,
+                const lm_keypair_t *kp);
+int lm_svc_verify(const uint8_t sig[LM_SIG_LEN], const uint8_t *list,
                   size_t len, const uint8_t pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
 
 /* ---- replay windows ----------------------------------------------------- */

@@ -10,8 +10,9 @@
  * \"bind\""). The highest layer that sets an option wins whole: a list from
  * the environment replaces the file's list rather than adding to it.
  *
- * Must never depend on libuv, node.c, swim/ or trust.h: only text in, text
- * out (and a stat() or two to resolve defaults).
+ * Must never depend on libuv, mesh/node/, swim/'s code or trust.h: only
+ * text in, text out (and a stat() or two to resolve defaults). The
+ * protocol's defaults and limits are swim.h's constants.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -27,6 +28,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "swim.h" /* protocol defaults and limits (constants only) */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 extern char **environ;
 
@@ -96,20 +102,28 @@ static const opt_t OPTS[] = {
     {"log-format", "log_format", T_FORMAT, F(log_format), 0, 0, "text|json",
      "log line format on stderr (default text)", 0},
     {"probe-interval-ms", "probe_interval_ms", T_U32, F(probe_interval_ms),
-     10, 600000, "MS", "time between probes (default 1000)", 0},
-    {"probe-timeout-ms", "probe_timeout_ms", T_U32, F(probe_timeout_ms), 5,
-     600000, "MS", "wait for a direct ack (default 500)", 0},
-    {"indirect-checks", "indirect_checks", T_U32, F(indirect_checks), 1, 16,
-     "N", "members asked to probe indirectly (default 3)", 0},
+     SWIM_MIN_PROBE_INTERVAL_MS, SWIM_MAX_PROBE_INTERVAL_MS, "MS",
+     "time between probes (default " STR(SWIM_DEFAULT_PROBE_INTERVAL_MS) ")", 0},
+    {"probe-timeout-ms", "probe_timeout_ms", T_U32, F(probe_timeout_ms),
+     SWIM_MIN_PROBE_TIMEOUT_MS, SWIM_MAX_PROBE_TIMEOUT_MS, "MS",
+     "wait for a direct ack (default " STR(SWIM_DEFAULT_PROBE_TIMEOUT_MS) ")", 0},
+    {"indirect-checks", "indirect_checks", T_U32, F(indirect_checks), 1,
+     SWIM_MAX_INDIRECT_CHECKS, "N", "members asked to probe indirectly "
+     "(default " STR(SWIM_DEFAULT_INDIRECT_CHECKS) ")", 0},
     {"gossip-interval-ms", "gossip_interval_ms", T_U32, F(gossip_interval_ms),
-     10, 600000, "MS", "time between gossip rounds (default 200)", 0},
+     SWIM_MIN_GOSSIP_INTERVAL_MS, SWIM_MAX_GOSSIP_INTERVAL_MS, "MS",
+     "time between gossip rounds (default " STR(SWIM_DEFAULT_GOSSIP_INTERVAL_MS) ")", 0},
     {"pushpull-interval-ms", "pushpull_interval_ms", T_U32,
-     F(pushpull_interval_ms), 1000, 86400000, "MS",
+     F(pushpull_interval_ms), SWIM_MIN_PUSHPULL_INTERVAL_MS,
+     SWIM_MAX_PUSHPULL_INTERVAL_MS, "MS",
      "time between full state exchanges (runtime default)", 0},
     {"suspicion-min-mult", "suspicion_min_mult", T_U32, F(suspicion_min_mult),
-     1, 100, "N", "suspicion timeout multiplier (runtime default)", 0},
-    {"tombstone-ms", "tombstone_ms", T_U32, F(tombstone_ms), 1000, 604800000,
-     "MS", "keep dead and left members this long (default 3600000)", 0},
+     1, SWIM_MAX_SUSPICION_MIN_MULT, "N",
+     "suspicion timeout multiplier (runtime default)", 0},
+    {"tombstone-ms", "tombstone_ms", T_U32, F(tombstone_ms),
+     SWIM_MIN_TOMBSTONE_MS, SWIM_MAX_TOMBSTONE_MS, "MS",
+     "keep dead and left members this long (default "
+     STR(SWIM_DEFAULT_TOMBSTONE_MS) ")", 0},
     {"print-config", NULL, T_BOOL, F(print_config), 0, 0, NULL,
      "print the resulting configuration as JSON and exit", 1},
 };
@@ -702,8 +716,10 @@ static int resolve_defaults(lm__config_t *c, char *err, size_t cap) {
     seterr(err, cap, "out of memory");
     return -1;
   }
-  uint32_t iv = c->probe_interval_ms ? c->probe_interval_ms : 1000;
-  uint32_t to = c->probe_timeout_ms ? c->probe_timeout_ms : 500;
+  uint32_t iv = c->probe_interval_ms ? c->probe_interval_ms
+                                     : SWIM_DEFAULT_PROBE_INTERVAL_MS;
+  uint32_t to = c->probe_timeout_ms ? c->probe_timeout_ms
+                                    : SWIM_DEFAULT_PROBE_TIMEOUT_MS;
   if (to >= iv) {
     seterr(err, cap, "probe timeout (%u ms) must be shorter than the probe "
            "interval (%u ms): set --probe-timeout-ms below "

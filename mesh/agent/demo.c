@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "swim.h" /* the protocol defaults */
 
 #define DEMO_MAX 50
 #define DEMO_MIN 3
@@ -620,7 +621,7 @@ static int parse_num(const char *flag, const char *v, long lo, long hi,
 }
 
 int lm__cmd_demo(int argc, char **argv) {
-  long nodes = 5, seconds = 60, probe = 1000;
+  long nodes = 5, seconds = 60, probe = SWIM_DEFAULT_PROBE_INTERVAL_MS;
   int verbose = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = NULL;

@@ -37,9 +37,11 @@ extern "C" {
 
 typedef struct lm__ctl_server lm__ctl_server_t;
 
-/* One request. `conn_id` names the connection it came on; pass it to
- * lm__ctl_reply, now or later (a reply to a connection that has gone away
- * is dropped). `req` is borrowed for the duration of the call. */
+/* One request: a JSON object (anything else is answered here). Its "cmd"
+ * is the receiver's to check (the agent's command table). `conn_id` names
+ * the connection it came on; pass it to lm__ctl_reply, now or later (a
+ * reply to a connection that has gone away is dropped). `req` is borrowed
+ * for the duration of the call. */
 typedef void (*lm__ctl_request_cb)(lm__ctl_server_t *srv, uint64_t conn_id,
                                    json_t *req, void *ud);
 typedef void (*lm__ctl_log_cb)(void *ud, int level, const char *msg);

@@ -1,0 +1,136 @@
+/*
+ * events.c: the swim core's callbacks into the node: event conversion and
+ * delivery, randomness, logging, record signing and verification (with the
+ * certificate checks), and the envelope's sender-key lookup.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node_internal.h"
+
+/* ---- events ---- */
+
+void lm__to_member(lm_node_t *n, const swim_member_t *m, lm_member_t *out) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", m->name);
+  memcpy(out->id, m->id, LM_ID_LEN);
+  lm__format_swim(&m->addr, out->addr, sizeof out->addr);
+  out->status = (lm_status_t)m->status;
+  out->generation = m->inc.gen;
+  out->version = m->inc.ver;
+  uint64_t now = lm__now_ms(n);
+  out->since_ms = lm__node_unix_ms() - (int64_t)(now > m->since ? now - m->since : 0);
+  out->is_self = m->is_self;
+}
+
+void lm__core_event(void *ud, const swim_event_t *ev) {
+  lm_node_t *n = ud;
+  lm__svc_member_event(n, ev);
+  if (n->nev == n->capev) {
+    size_t cap = n->capev ? n->capev * 2 : 16;
+    lm_event_t *v = realloc(n->evs, cap * sizeof *v);
+    if (!v)
+      return;
+    n->evs = v;
+    n->capev = cap;
+  }
+  lm_event_t *e = &n->evs[n->nev++];
+  e->kind = (lm_event_kind_t)ev->kind;
+  e->old_status = (lm_status_t)ev->old_status;
+  e->fresh = ev->fresh;
+  lm__to_member(n, &ev->member, &e->member);
+  lm__node_log(n, LM_LOG_DEBUG, "%s %s -> %s", e->member.name,
+       swim_status_name(ev->old_status), swim_status_name(ev->member.status));
+}
+
+
+/* Called with the lock released, after every core call. */
+void lm__dispatch(lm_node_t *n) {
+  lm__rearm(n);
+  if (n->in_dispatch)
+    return;
+  n->in_dispatch = 1;
+  do {
+    /* member events first, then watch events; a callback may queue more */
+    for (size_t i = 0; i < n->nev && !n->close_pending; i++)
+      if (n->opt.on_event)
+        n->opt.on_event(n, &n->evs[i], n->opt.event_ud);
+    n->nev = 0;
+    if (!n->close_pending && n->state != ST_CLOSING)
+      lm__svc_dispatch(n);
+  } while (n->nev && !n->close_pending && n->state != ST_CLOSING);
+  n->in_dispatch = 0;
+  if (n->close_pending)
+    lm__do_close(n);
+}
+
+/* ---- core callbacks ---- */
+
+uint64_t lm__core_rand(void *ud) { return lm__node_rand(ud); }
+
+void lm__core_log(void *ud, int level, uint64_t now, const char *msg) {
+  (void)now;
+  lm__node_log(ud, level, "%s", msg);
+}
+
+int lm__core_sign(void *ud, uint8_t sig[SWIM_SIG_LEN], const uint8_t *msg,
+                     size_t len) {
+  lm_node_t *n = ud;
+  return lm_rec_sign(sig, msg, len, &n->kp) == 0 ? 0 : -1;
+}
+
+/* The member's current record already carries these very certificate
+ * bytes, checked when it arrived: only the record's own signature is new.
+ * (A certificate that expires meanwhile is caught when it is replaced.) */
+static int cert_known(lm_node_t *n, const uint8_t id[SWIM_ID_LEN],
+                      const uint8_t *meta, size_t cert_part) {
+  swim_member_t m;
+  if (swim_member_find(n->core, id, &m) != 0 || m.is_self ||
+      m.meta_len < cert_part)
+    return 0;
+  return memcmp(m.meta, meta, cert_part) == 0;
+}
+
+/* An alive record is admitted only with a certificate, in its metadata,
+ * that a trusted cluster key issued for this very key and name. */
+int lm__core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
+                       const uint8_t *msg, size_t len, const uint8_t *sig,
+                       const char *name, size_t name_len, const uint8_t *meta,
+                       size_t meta_len) {
+  lm_node_t *n = ud;
+  if (!sig)
+    return -1;
+  if (meta) {
+    if (meta_len < 2)
+      return -1;
+    size_t cl = ((size_t)meta[0] << 8) | meta[1];
+    lm_cert_t cert;
+    if (cl > meta_len - 2 || lm_cert_decode(&cert, meta + 2, cl) != (int)cl)
+      return -1;
+    if (cert_known(n, id, meta, cl + 2))
+      return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
+    if (memcmp(cert.node_pk, id, SWIM_ID_LEN) != 0 ||
+        strlen(cert.name) != name_len || memcmp(cert.name, name, name_len))
+      return -1;
+    int rc = lm_cert_verify(&n->trust, &cert, (uint64_t)time(NULL));
+    if (rc) {
+      lm__node_log(n, LM_LOG_WARN, "record for %.*s refused: %s", (int)name_len, name,
+           lm_trust_strerror(rc));
+      return -1;
+    }
+  }
+  return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
+}
+
+int lm__key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {
+  lm_node_t *n = ud;
+  swim_member_t m;
+  if (swim_member_find8(n->core, hint, &m))
+    return -1;
+  memcpy(pk, m.id, LM_PUBLICKEY_LEN);
+  return 0;
+}
+

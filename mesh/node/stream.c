@@ -1,0 +1,230 @@
+/*
+ * stream.c: the TCP side of the transport: short-lived connections that
+ * carry one or more signed frames (join, push-pull), both directions.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node_internal.h"
+
+static void conn_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  lm_node_t *n = c->node;
+  free(c->buf);
+  free(c);
+  n->open_handles--;
+  if (n->state == ST_CLOSING && n->open_handles == 0)
+    lm__do_close(n);
+}
+
+void lm__conn_close(conn_t *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  lm_node_t *n = c->node;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    n->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  n->nconns--;
+  uv_close((uv_handle_t *)&c->tcp, conn_closed);
+}
+
+static conn_t *conn_new(lm_node_t *n, int outbound) {
+  if (n->nconns >= MAX_CONNS) {
+    CNT_ADD(n->conn_refused, 1);
+    return NULL;
+  }
+  conn_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  if (uv_tcp_init(n->loop, &c->tcp)) {
+    free(c);
+    return NULL;
+  }
+  c->tcp.data = c;
+  c->node = n;
+  c->outbound = outbound;
+  c->started = c->last_read = lm__now_ms(n);
+  c->next = n->conns;
+  if (n->conns)
+    n->conns->prev = c;
+  n->conns = c;
+  n->nconns++;
+  n->open_handles++;
+  return c;
+}
+
+static void on_written(uv_write_t *req, int status) {
+  conn_t *c = req->data;
+  if (status)
+    CNT_ADD(c->node->send_errors, 1);
+  lm__conn_close(c);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  conn_t *c = req->data;
+  if (status) {
+    if (status != UV_ECANCELED) {
+      CNT_ADD(c->node->send_errors, 1);
+      lm__node_log(c->node, LM_LOG_DEBUG, "stream connect failed: %s",
+           uv_strerror(status));
+    }
+    lm__conn_close(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)c->buf, (unsigned)c->len);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written))
+    lm__conn_close(c);
+}
+
+void lm__core_send_stream(void *ud, const swim_addr_t *to,
+                             const uint8_t *buf, size_t len) {
+  lm_node_t *n = ud;
+  size_t cap = len + LM_ENV_OVERHEAD_ENC + LM_FRAME_PREFIX_LEN + 2 + LM_CERT_MAX;
+  uint8_t *frame = malloc(cap);
+  size_t flen;
+  if (!frame || lm_env_seal_frame(frame, cap, &flen, buf, len, &n->tx, 1)) {
+    free(frame);
+    CNT_ADD(n->send_errors, 1);
+    return;
+  }
+  conn_t *c = conn_new(n, 1);
+  if (!c) {
+    free(frame);
+    CNT_ADD(n->send_errors, 1);
+    return;
+  }
+  c->buf = frame;
+  c->len = flen;
+  struct sockaddr_storage sa;
+  lm__swim_to_sa(to, &sa);
+  c->creq.data = c;
+  if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa,
+                     on_connected)) {
+    CNT_ADD(n->send_errors, 1);
+    lm__conn_close(c);
+    return;
+  }
+  CNT_ADD(n->tcp_frames_out, 1);
+  CNT_ADD(n->tcp_bytes_out, flen);
+}
+
+static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  conn_t *c = h->data;
+  size_t want = c->want ? c->want : LM_FRAME_PREFIX_LEN;
+  if (want < c->len + 4096)
+    want = c->len + 4096;
+  if (want > c->cap) {
+    /* grow with what arrives, never to a size the peer merely claims */
+    size_t ncap = c->cap ? c->cap : 4096;
+    while (ncap < want && ncap < c->len + 65536)
+      ncap *= 2;
+    uint8_t *nb = realloc(c->buf, ncap);
+    if (!nb) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->buf = nb;
+    c->cap = ncap;
+  }
+  *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  conn_t *c = s->data;
+  lm_node_t *n = c->node;
+  if (nread < 0) {
+    lm__conn_close(c);
+    return;
+  }
+  c->len += (size_t)nread;
+  if (nread > 0)
+    c->last_read = lm__now_ms(n);
+  for (;;) {
+    if (!c->want) {
+      int rc = lm_frame_peek(&c->want, c->buf, c->len);
+      if (rc == LM_TRUST_EAGAIN)
+        return;
+      if (rc) {
+        struct sockaddr_storage ss;
+        int sl = sizeof ss;
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl);
+        lm__count_drop(n, rc, (struct sockaddr *)&ss);
+        lm__conn_close(c);
+        return;
+      }
+    }
+    if (c->len < c->want)
+      return;
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl);
+    lm_env_msg_t m;
+    uv_mutex_lock(&n->mu);
+    int rc = lm_env_open_frame(&m, c->buf, c->want, &n->rx,
+                               (uint64_t)time(NULL));
+    uv_mutex_unlock(&n->mu);
+    CNT_ADD(n->tcp_frames_in, 1);
+    CNT_ADD(n->tcp_bytes_in, c->want);
+    if (rc) {
+      lm__count_drop(n, rc, (struct sockaddr *)&ss);
+      lm__conn_close(c);
+      return;
+    }
+    lm__deliver(n, (struct sockaddr *)&ss, m.payload, m.payload_len);
+    if (n->state == ST_CLOSING)
+      return;
+    memmove(c->buf, c->buf + c->want, c->len - c->want);
+    c->len -= c->want;
+    c->want = 0;
+  }
+}
+
+void lm__on_accept(uv_stream_t *server, int status) {
+  lm_node_t *n = server->data;
+  if (status || !n->core || n->state == ST_CLOSING)
+    return;
+  if (n->nconns >= MAX_CONNS) {
+    /* Full: the oldest inbound connection makes way. Whoever holds slots
+     * open without finishing a frame cannot keep newcomers out. */
+    conn_t *oldest = NULL;
+    for (conn_t *o = n->conns; o; o = o->next)
+      if (!o->outbound && !o->closing &&
+          (!oldest || o->started < oldest->started))
+        oldest = o;
+    if (oldest) {
+      CNT_ADD(n->conn_refused, 1);
+      lm__conn_close(oldest);
+    }
+  }
+  conn_t *c = conn_new(n, 0);
+  if (!c) {
+    /* too many: accept and drop so the backlog does not fill */
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t && uv_tcp_init(n->loop, t) == 0) {
+      if (uv_accept(server, (uv_stream_t *)t) == 0)
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+      else
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    } else {
+      free(t);
+    }
+    return;
+  }
+  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+    lm__conn_close(c);
+    return;
+  }
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read))
+    lm__conn_close(c);
+}
+
