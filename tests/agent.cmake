@@ -1,7 +1,9 @@
-# The `livemesh` binary (mesh/agent/): its configuration layers as a
-# cmocka unit test, and the binary from the outside (keygen, config errors,
-# real agents on 127.0.0.1, the control protocol, signals, the demo) as a
-# shell script.
+# The `livemesh` binary (mesh/agent/): its configuration layers, the JSON
+# shapes of services and the register parser, and the client library with
+# the service subcommands against a scripted agent, as cmocka unit tests;
+# and the binary from the outside (keygen, config errors, real agents on
+# 127.0.0.1, the control protocol, signals, the demo, services end to end)
+# as shell scripts.
 if(NOT TARGET livemesh)
   return()
 endif()
@@ -11,6 +13,26 @@ lm_add_test(test_config
   LIBS lm_agent_core
   TIMEOUT 60)
 
+lm_add_test(test_svc_json
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_json.c
+  LIBS lm_agent_core
+  TIMEOUT 60)
+
+find_package(Threads REQUIRED)
+lm_add_test(test_svc_client
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_client.c
+  LIBS lm_agent_core Threads::Threads
+  TIMEOUT 60)
+# both reach the client library's internal header (mesh/client/)
+foreach(t test_svc_json test_svc_client)
+  target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/mesh/client)
+endforeach()
+
 add_test(NAME test_cli
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+
+# Services end to end: one real agent, every service command and refusal.
+add_test(NAME test_cli_services
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_services.sh $<TARGET_FILE:livemesh>)
+set_tests_properties(test_cli_services PROPERTIES TIMEOUT 240 LABELS "agent;slow")
