@@ -102,8 +102,21 @@ static int answer(int fd, json_t *req) {
     return 0;
   }
   if (!strcmp(cmd, "register")) {
-    send_line(fd, with_id(json_pack("{s:b, s:s}", "ok", 1, "uuid", UUID1),
-                          req));
+    /* the agent's refusals by code, as the real agent words them */
+    const char *type = json_string_value(json_object_get(req, "type"));
+    if (type && !strcmp(type, "taken"))
+      send_line(fd, with_id(json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
+                                      "uuid: already registered", "code",
+                                      "exists"),
+                            req));
+    else if (type && !strcmp(type, "cmd"))
+      send_line(fd, with_id(json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
+                                      "exec checks are not allowed",
+                                      "code", "not_permitted"),
+                            req));
+    else
+      send_line(fd, with_id(json_pack("{s:b, s:s}", "ok", 1, "uuid", UUID1),
+                            req));
     return 0;
   }
   if (!strcmp(cmd, "services")) {
@@ -249,6 +262,11 @@ static void test_calls_and_refusals(void **state) {
   uint8_t got[LM_UUID_LEN];
   assert_int_equal(lm_client_register(c, &spec, 0, got), 0);
   assert_memory_equal(got, uuid, LM_UUID_LEN);
+  spec.type = "taken";
+  assert_int_equal(lm_client_register(c, &spec, 0, got), LM_EEXIST);
+  spec.type = "cmd";
+  assert_int_equal(lm_client_register(c, &spec, 0, got), LM_EPERM);
+  assert_string_equal(lm_client_error(c), "exec checks are not allowed");
   char *resp = NULL;
   assert_int_equal(lm_client_request(c, "{\"cmd\":\"fly\"}", &resp),
                    LM_EINVAL);

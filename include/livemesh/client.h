@@ -39,6 +39,11 @@ int lm_client_is_up(lm_client_t *c, const char *type, const char *host,
 int lm_client_is_up_uuid(lm_client_t *c, const uint8_t uuid[LM_UUID_LEN],
                          lm_is_up_t *out);
 
+/* Registers a service with the agent; a uuid of a service already on that
+ * agent replaces it (keeping its creation time). Refusals come back as
+ * LM_EINVAL (a bad field: lm_client_error() names it), LM_EEXIST (the uuid
+ * belongs to another member or connection), LM_EPERM (exec checks are not
+ * allowed on that agent), LM_ENOTFOUND, LM_EBUSY. */
 int lm_client_register(lm_client_t *c, const lm_service_spec_t *spec,
                        int ephemeral, uint8_t uuid_out[LM_UUID_LEN]);
 int lm_client_deregister(lm_client_t *c, const uint8_t uuid[LM_UUID_LEN]);

@@ -231,6 +231,10 @@ static int refusal(lm_client_t *c, const json_t *resp) {
     return LM_ENOTFOUND;
   if (code && !strcmp(code, "busy"))
     return LM_EBUSY;
+  if (code && !strcmp(code, "exists"))
+    return LM_EEXIST;
+  if (code && !strcmp(code, "not_permitted"))
+    return LM_EPERM;
   return LM_EINVAL;
 }
 
