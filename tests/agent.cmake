@@ -1,7 +1,9 @@
-# The `livemesh` binary (mesh/agent.cmake): its configuration layers as a
-# cmocka unit test, and the binary from the outside (keygen, config errors,
-# real agents on 127.0.0.1, the control protocol, signals, the demo) as a
-# shell script.
+# The `livemesh` binary (mesh/agent/): its configuration layers, the JSON
+# shapes of services and the register parser, and the client library with
+# the service subcommands against a scripted agent, as cmocka unit tests;
+# and the binary from the outside (keygen, config errors, real agents on
+# 127.0.0.1, the control protocol, signals, the demo, services end to end)
+# as shell scripts.
 if(NOT TARGET livemesh)
   return()
 endif()
@@ -9,6 +11,17 @@ endif()
 lm_add_test(test_config
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_config.c
   LIBS lm_agent_core
+  TIMEOUT 60)
+
+lm_add_test(test_svc_json
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_json.c
+  LIBS lm_agent_core
+  TIMEOUT 60)
+
+find_package(Threads REQUIRED)
+lm_add_test(test_svc_client
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_client.c
+  LIBS lm_agent_core Threads::Threads
   TIMEOUT 60)
 
 add_test(NAME test_cli

@@ -312,37 +312,6 @@ static lm__check_spec_t http_spec(const char *url) {
   return sp;
 }
 
-/* ---- durations ---- */
-
-static void test_duration_parse(void **state) {
-  (void)state;
-  uint64_t ms = 0;
-  assert_int_equal(lm__duration_parse("500ms", &ms), 0);
-  assert_int_equal(ms, 500);
-  assert_int_equal(lm__duration_parse("30s", &ms), 0);
-  assert_int_equal(ms, 30000);
-  assert_int_equal(lm__duration_parse("5m", &ms), 0);
-  assert_int_equal(ms, 300000);
-  assert_int_equal(lm__duration_parse("1h", &ms), 0);
-  assert_int_equal(ms, 3600000);
-  assert_int_equal(lm__duration_parse("10", &ms), 0);
-  assert_int_equal(ms, 10000);
-  assert_int_equal(lm__duration_parse("0", &ms), 0);
-  assert_int_equal(ms, 0);
-  assert_int_equal(lm__duration_parse("18446744073709551615ms", &ms), 0);
-  assert_true(ms == UINT64_MAX);
-  const char *bad[] = {"", "ms", "-1", "-5s", "+5s", " 5s", "5s ", "5 s",
-                       "1.5s", "5d", "5sec", "abc", "5mss", "0x10",
-                       "18446744073709551616ms", /* 2^64 */
-                       "18446744073709551615s", "5124095576030432h",
-                       "99999999999999999999999"};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    if (lm__duration_parse(bad[i], &ms) != -1)
-      fail_msg("accepted \"%s\"", bad[i]);
-  }
-  assert_int_equal(lm__duration_parse(NULL, &ms), -1);
-}
-
 /* ---- validation ---- */
 
 static void expect_refused(lm__checker_t *c, const lm__check_spec_t *sp,
@@ -1048,7 +1017,6 @@ static void test_stop_inside_callback(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_duration_parse),
       cmocka_unit_test(test_validation),
       cmocka_unit_test(test_exec_refused_unless_allowed),
       cmocka_unit_test(test_ttl_expires_without_pass),

@@ -1,6 +1,6 @@
 /*
  * test_svc_client.c: the client library (mesh/client/client.c) and the
- * service subcommands (mesh/svc_cli/cli_services.c) against a scripted
+ * service subcommands (mesh/agent/cli_services.c) against a scripted
  * agent on a Unix socket: one connection for many calls, the answer
  * matched by its id, refusals mapped to codes with the agent's message,
  * watch lines streamed, and the CLI's exit statuses, with every usage
@@ -28,7 +28,6 @@
 
 #include "cli_services.h"
 #include "client_internal.h"
-#include "svc_stubs.h"
 
 #define UUID1 "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 

@@ -1,5 +1,5 @@
 /*
- * test_svc_json.c: the JSON of services (mesh/svc_cli/svc_json.c): the
+ * test_svc_json.c: the JSON of services (mesh/agent/svc_json.c): the
  * register body parser accepting a full body and refusing each bad input
  * with the field named; durations; the shapes of a service, an is-up
  * answer and a watch event, key by key and type by type as INTERFACES.md
@@ -19,7 +19,6 @@
 #include "control.h"
 #include "socket_path.h"
 #include "svc_json.h"
-#include "svc_stubs.h"
 
 #define UUID1 "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
@@ -370,6 +369,9 @@ static void test_durations(void **state) {
       {"1e3", -1, 0},      {"0x10", -1, 0},       {"abc", -1, 0},
       {"18446744073709551616ms", -2, 0},          {"5124095576030432h", -2, 0},
       {"18446744073709551615ms", 0, UINT64_MAX},
+      /* from the checks module's former parser's tests */
+      {"5sec", -1, 0},     {"5mss", -1, 0},       {"5s ", -1, 0},
+      {"18446744073709551615s", -2, 0},           {"99999999999999999999999", -2, 0},
   };
   for (size_t i = 0; i < sizeof D / sizeof D[0]; i++) {
     uint64_t ms = 12345;

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "socket_path.h" /* the one rule for the socket path */
 #include "swim.h" /* protocol defaults and limits (constants only) */
 
 #define STR_(x) #x
@@ -657,13 +658,7 @@ void lm__default_data_dir(char *out, size_t cap) {
 }
 
 void lm__default_socket(char *out, size_t cap) {
-  const char *rt = getenv("XDG_RUNTIME_DIR");
-  if (geteuid() == 0)
-    snprintf(out, cap, "/run/livemesh/livemesh.sock");
-  else if (rt && *rt == '/')
-    snprintf(out, cap, "%s/livemesh.sock", rt);
-  else
-    snprintf(out, cap, "/tmp/livemesh-%u.sock", (unsigned)geteuid());
+  lm__socket_path_default(out, cap);
 }
 
 static size_t opt_index(size_t off) {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "socket_path.h"
 
 #define CLOSE_GRACE_MS 1000
 /* After an oversize line the rest of it is read and dropped, so the client
@@ -563,13 +564,7 @@ void lm__ctl_server_close(lm__ctl_server_t *s, void (*cb)(void *ud),
 /* ---- client ---- */
 
 void lm__ctl_client_path(const char *flag, char *out, size_t cap) {
-  const char *env = getenv("LIVEMESH_SOCKET");
-  if (flag && *flag)
-    snprintf(out, cap, "%s", flag);
-  else if (env && *env)
-    snprintf(out, cap, "%s", env);
-  else
-    lm__default_socket(out, cap);
+  lm__socket_path_resolve(flag, out, cap);
 }
 
 static int remaining_ms(int64_t deadline) {

@@ -1,7 +1,8 @@
 /*
  * check.c: the checker (run queue, concurrency bound, thresholds,
- * counters, lifetimes), validation, ttl checks and the duration parser.
- * Each other kind lives in its own file.
+ * counters, lifetimes), validation and ttl checks. Each other kind lives
+ * in its own file. (Durations are parsed in one place, the agent's
+ * svc_json.c: specs reach this module in milliseconds.)
  */
 #include <ctype.h>
 #include <errno.h>
@@ -55,37 +56,6 @@ void lm__chk_fmt_ms(char *out, size_t cap, uint64_t ms) {
     snprintf(out, cap, "%llus", (unsigned long long)(ms / 1000));
   else
     snprintf(out, cap, "%llums", (unsigned long long)ms);
-}
-
-/* ---- durations ---- */
-
-int lm__duration_parse(const char *s, uint64_t *ms) {
-  if (s == NULL || ms == NULL || !isdigit((unsigned char)s[0]))
-    return -1; /* also refuses "", "-1", "+1", " 1" */
-  uint64_t v = 0;
-  const char *p = s;
-  while (isdigit((unsigned char)*p)) {
-    unsigned d = (unsigned)(*p - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return -1;
-    v = v * 10 + d;
-    p++;
-  }
-  uint64_t mult;
-  if (*p == '\0' || strcmp(p, "s") == 0)
-    mult = 1000;
-  else if (strcmp(p, "ms") == 0)
-    mult = 1;
-  else if (strcmp(p, "m") == 0)
-    mult = 60000;
-  else if (strcmp(p, "h") == 0)
-    mult = 3600000;
-  else
-    return -1;
-  if (v != 0 && v > UINT64_MAX / mult)
-    return -1;
-  *ms = v * mult;
-  return 0;
 }
 
 /* ---- validation ---- */

@@ -195,12 +195,6 @@ lm_svc_status_t lm__check_status(const lm__check_t *check);
 const char *lm__check_output(const lm__check_t *check);
 lm_check_kind_t lm__check_kind(const lm__check_t *check);
 
-/* "500ms", "30s", "5m", "1h", or a bare number of seconds, into
- * milliseconds. 0 or -1 for garbage, a sign, spaces, fractions, an unknown
- * unit or a value that overflows uint64_t milliseconds. */
-__attribute__((warn_unused_result)) int lm__duration_parse(const char *s,
-                                                           uint64_t *ms);
-
 #ifdef __cplusplus
 }
 #endif

@@ -5,9 +5,8 @@
  * for this user (/run/livemesh/livemesh.sock as root, else
  * $XDG_RUNTIME_DIR/livemesh.sock, else /tmp/livemesh-UID.sock).
  *
- * mesh/control.c (lm__ctl_client_path) and mesh/config.c
- * (lm__default_socket) state the same rule today; tests/test_svc_json.c
- * checks that they agree until they are made to call these.
+ * The agent's lm__ctl_client_path and lm__default_socket (mesh/agent/)
+ * call these, so the rule is written once.
  *
  * libc only: the client library must not pull the agent in.
  */

@@ -4,7 +4,7 @@
  * each returns an exit status (0 done, or for is-up: up; 1 failed, or for
  * is-up: down or unknown; 2 a usage error or an unreachable agent).
  *
- * To join config.h's list when mesh/ is restructured.
+ * Beside config.h's entry points, in the same folder (mesh/agent/).
  */
 #ifndef LIVEMESH_MESH_CLI_SERVICES_H
 #define LIVEMESH_MESH_CLI_SERVICES_H
