@@ -27,3 +27,8 @@ lm_add_test(test_svc_client
 add_test(NAME test_cli
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+
+# Services end to end: one real agent, every service command and refusal.
+add_test(NAME test_cli_services
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_services.sh $<TARGET_FILE:livemesh>)
+set_tests_properties(test_cli_services PROPERTIES TIMEOUT 240 LABELS "agent;slow")

@@ -99,8 +99,12 @@ for c in agent members leave keygen demo; do
 done
 expect 2 "unknown command" -- "$BIN" frobnicate
 has "$T/err" 'unknown command "frobnicate"' "unknown command is named"
-expect 2 "services is not there yet" -- "$BIN" services
-has "$T/err" 'not available yet' "services says not available yet"
+expect 2 "no command" -- "$BIN"
+has "$T/err" '^Usage: livemesh COMMAND' "no command prints the usage"
+for c in services is-up watch register pass fail maint deregister; do
+  expect 0 "$c --help" -- "$BIN" "$c" --help
+  has "$T/out" "Usage: livemesh $c" "$c --help prints its usage"
+done
 
 echo "# keygen"
 expect 0 "keygen cluster" -- "$BIN" keygen cluster --out "$T/keys"
@@ -120,8 +124,10 @@ mode_is "$T/n1/node.pub" 644
 expect 0 "keygen node --valid-days" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --name n9 --out "$T/n9" --valid-days 2
 expect 2 "keygen node with the public key" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.pub" --name x --out "$T/x"
 has "$T/err" 'is a public key' "public key instead of secret is explained"
-expect 2 "keygen node without --name" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --out "$T/x"
-has "$T/err" 'missing --name' "missing --name is named"
+expect 0 "keygen node without --name: the hostname" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --out "$T/x"
+has "$T/out" "certificate for \"$(hostname)\"" "the node is named after the host"
+expect 2 "keygen node without --out" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --name x
+has "$T/err" 'missing --out' "missing --out is named"
 expect 2 "keygen node with a bad name" -- "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --name "a b" --out "$T/x"
 expect 0 "keygen secret" -- "$BIN" keygen secret --out "$T/keys"
 mode_is "$T/keys/cluster.secret" 600

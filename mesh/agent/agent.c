@@ -87,6 +87,17 @@ static void on_node_log(void *ud, int level, const char *line) {
     emit(a, level, line);
 }
 
+void lm__agent_log(agent_t *a, int level, const char *fmt, ...) {
+  if (level > a->log_level)
+    return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  alog(a, level, "%s", buf);
+}
+
 static void on_ctl_log(void *ud, int level, const char *msg) {
   alog(ud, level, "%s", msg);
 }
@@ -310,9 +321,8 @@ static int lock_data_dir(agent_t *a, char *err, size_t cap) {
  * the directory) before the node starts: a restarted agent always comes
  * back with a higher generation, even if the clock went backwards. */
 static int bump_generation(agent_t *a, char *err, size_t cap) {
-  char path[PATH_MAX], tmp[PATH_MAX + 32];
+  char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/generation", a->cfg.data_dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   uint64_t stored = 0;
   int have = 0;
   FILE *f = fopen(path, "r");
@@ -343,27 +353,11 @@ static int bump_generation(agent_t *a, char *err, size_t cap) {
              UINT32_MAX);
     return -1;
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    errf(err, cap, "%s: %s", tmp, strerror(errno));
-    return -1;
-  }
   char text[32];
   int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)gen);
-  int ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
-  int e = errno;
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    e = ok ? errno : e;
-    unlink(tmp);
-    errf(err, cap, "cannot write %s: %s", path, strerror(e));
+  if (lm__write_atomic(a->cfg.data_dir, "generation", text, (size_t)n, err,
+                       cap))
     return -1;
-  }
-  int dfd = open(a->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
   a->generation = (uint32_t)gen;
   return 0;
 }
@@ -656,6 +650,8 @@ static void reload(agent_t *a) {
   a->cfg.join = nc.join;
   nc.join = tmp;
   lm__config_diff(&a->cfg, &nc, on_diff, &r);
+  /* the services the config file declares: re-synced at once */
+  lm__agent_services_reload(a, nc.services);
   if (!applied && !r.restart_needed)
     alog(a, LM_LOG_INFO, "reload: nothing changed");
   else
@@ -679,6 +675,11 @@ static void on_request(lm__ctl_server_t *srv, uint64_t conn, json_t *req,
                        void *ud) {
   lm__reply_to_t to = {srv, conn, json_object_get(req, "id")};
   lm__commands_dispatch(ud, req, &to);
+}
+
+static void on_conn_closed(lm__ctl_server_t *srv, uint64_t conn, void *ud) {
+  (void)srv;
+  lm__agent_conn_closed(ud, conn);
 }
 
 /* ---- main ---- */
@@ -705,6 +706,7 @@ static int start_node(agent_t *a, const lm_options_t *o, char *err,
 
 static void agent_free(agent_t *a) {
   reply_waiters(a, NULL);
+  lm__agent_services_free(a);
   lm_identity_wipe(&a->id);
   sodium_memzero(a->secret, sizeof a->secret);
   free(a->trusted);
@@ -749,6 +751,7 @@ int lm__cmd_agent(int argc, char **argv) {
     goto fail;
   }
   if (load_identity(&a, err, sizeof err) ||
+      lm__agent_declared_check(&a, err, sizeof err) ||
       load_trusted(&a.cfg.cluster_keys, &a.trusted, &a.ntrusted, err,
                    sizeof err) ||
       check_cert(&a.cert, a.cfg.node_cert, a.trusted, a.ntrusted, err,
@@ -780,6 +783,7 @@ int lm__cmd_agent(int argc, char **argv) {
       code = LM__EXIT_USAGE;
     goto fail_loop;
   }
+  lm__ctl_server_on_close(a.ctl, on_conn_closed);
   if (bump_generation(&a, err, sizeof err))
     goto fail_loop;
   lm_options_t o;
@@ -805,6 +809,8 @@ int lm__cmd_agent(int argc, char **argv) {
   o.log = on_node_log;
   o.log_ud = &a;
   o.log_level = a.log_level;
+  o.allow_exec_checks = a.cfg.allow_exec_checks;
+  o.max_concurrent_checks = a.cfg.max_concurrent_checks;
   rc = start_node(&a, &o, err, sizeof err);
   /* the node keeps its own copy of the secrets */
   lm_identity_wipe(&a.id);
@@ -829,6 +835,7 @@ int lm__cmd_agent(int argc, char **argv) {
          bound, a.generation, a.cfg.socket, a.ntrusted,
          a.has_secret ? ", encrypted" : "");
   }
+  lm__agent_services_start(&a);
   if (a.cfg.http)
     alog(&a, LM_LOG_WARN, "--http %s: the HTTP API is not served yet (a later "
          "version); nothing listens there", a.cfg.http);

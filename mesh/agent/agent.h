@@ -20,6 +20,25 @@
 
 typedef struct lm__agent lm__agent_t;
 
+/* An ephemeral registration: the service lives while connection `conn`
+ * of the control socket stays open. */
+typedef struct lm__ephemeral {
+  uint64_t conn;
+  uint8_t uuid[LM_UUID_LEN];
+} lm__ephemeral_t;
+
+/* A watch streamed on a connection of the control socket. Events that the
+ * node delivers before the watch's own answer is sent (the initial state)
+ * wait in `pending`, so the answer always comes first. */
+typedef struct lm__watcher {
+  lm__agent_t *agent;
+  uint64_t conn;
+  uint64_t watch_id;
+  int ready;
+  json_t *pending; /* array of event objects, until ready */
+  struct lm__watcher *next;
+} lm__watcher_t;
+
 /* A request answered later (leave: once the leave is out). */
 typedef struct waiter {
   uint64_t conn;
@@ -51,9 +70,64 @@ struct lm__agent {
   size_t nwaiters;
   int64_t started_ms;
   int exit_code;
+  /* services (agent_services.c) */
+  lm__ephemeral_t *ephemeral;
+  size_t nephemeral;
+  lm__watcher_t *watchers;
+  /* registrations kept in DATA_DIR/services.json: uuid text -> {"uuid",
+   * "created_ms", "spec": the register fields, "maint": {"until_ms",
+   * "note"} or null} */
+  json_t *regs;
+  /* services declared in the config file: uuid text -> register fields */
+  json_t *declared;
 };
 
 /* Leave the mesh and stop (a second call stops without waiting). */
 void lm__agent_begin_stop(lm__agent_t *a, const char *why);
+/* A line to the agent's log (LM_LOG_* level). */
+void lm__agent_log(lm__agent_t *a, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- services (agent_services.c) ---- */
+
+/* Registrations tied to a connection: `uuid` lives while `conn` does. */
+int lm__agent_ephemeral_add(lm__agent_t *a, uint64_t conn,
+                            const uint8_t uuid[LM_UUID_LEN]);
+/* The connection holding `uuid` as ephemeral, or 0. */
+uint64_t lm__agent_ephemeral_owner(const lm__agent_t *a,
+                                   const uint8_t uuid[LM_UUID_LEN]);
+void lm__agent_ephemeral_drop(lm__agent_t *a, const uint8_t uuid[LM_UUID_LEN]);
+/* A control connection closed: its ephemeral services are deregistered
+ * and its watches removed. */
+void lm__agent_conn_closed(lm__agent_t *a, uint64_t conn);
+/* Frees the watchers and the bookkeeping (the node is gone). */
+void lm__agent_services_free(lm__agent_t *a);
+
+/* Persistence of runtime registrations in DATA_DIR/services.json:
+ * remember (or forget) one, with the register fields it was made with,
+ * and write the file at once (atomically). */
+void lm__agent_reg_put(lm__agent_t *a, const uint8_t uuid[LM_UUID_LEN],
+                       const json_t *spec);
+void lm__agent_reg_forget(lm__agent_t *a, const uint8_t uuid[LM_UUID_LEN]);
+/* Maintenance of a kept registration: until_ms 0 = until turned off;
+ * on = 0 ends it. */
+void lm__agent_reg_maint(lm__agent_t *a, const uint8_t uuid[LM_UUID_LEN],
+                         int on, int64_t until_ms, const char *note);
+/* 1 when `uuid` is declared in the config file. */
+int lm__agent_is_declared(const lm__agent_t *a,
+                          const uint8_t uuid[LM_UUID_LEN]);
+/* Before the node starts: two declared services that would share a uuid
+ * are a configuration error (0, or -1 with `err` set). */
+int lm__agent_declared_check(lm__agent_t *a, char *err, size_t errcap);
+/* At start, once the node runs: the declared services of the config, then
+ * the registrations of services.json. */
+void lm__agent_services_start(lm__agent_t *a);
+/* SIGHUP: the declared services of a reloaded config, re-synced
+ * (added, removed, updated) and logged. */
+void lm__agent_services_reload(lm__agent_t *a, const json_t *services);
+/* Writes `len` bytes to DIR/NAME atomically: a temporary file, fsync,
+ * rename, fsync of the directory. 0, or -1 with `err` set. */
+int lm__write_atomic(const char *dir, const char *name, const char *data,
+                     size_t len, char *err, size_t errcap);
 
 #endif

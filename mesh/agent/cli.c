@@ -43,8 +43,10 @@ static void client_usage(const char *cmd) {
            "been sent out.\n");
   else if (!strcmp(cmd, "stats"))
     printf("Usage: livemesh stats [-o table|json] [--socket PATH]\n\n"
-           "Shows the agent's counters: packets, probes, suspicions, and "
-           "messages dropped\nby reason.\n");
+           "Shows the agent's counters: packets, probes, suspicions, "
+           "messages dropped\nby reason, services (local, in the view, by "
+           "status), service lists exchanged\nand check runs by kind and "
+           "result.\n");
   else
     printf("Usage: livemesh ping [--socket PATH]\n\n"
            "Checks that the agent answers; prints its name, version and "
@@ -266,8 +268,19 @@ int lm__cmd_stats(int argc, char **argv) {
         printf("%-20s %s\n", k, json_object_size(v) ? "" : "none");
         const char *k2;
         json_t *v2;
-        json_object_foreach(v, k2, v2)
-          printf("  %-18s %lld\n", k2, (long long)json_integer_value(v2));
+        json_object_foreach(v, k2, v2) {
+          if (!json_is_object(v2)) {
+            printf("  %-18s %lld\n", k2, (long long)json_integer_value(v2));
+            continue;
+          }
+          /* check_runs: one line per kind, its results side by side */
+          printf("  %-18s", k2);
+          const char *k3;
+          json_t *v3;
+          json_object_foreach(v2, k3, v3)
+            printf(" %s %lld", k3, (long long)json_integer_value(v3));
+          printf("\n");
+        }
       } else if (json_is_string(v)) {
         printf("%-20s %s\n", k, json_string_value(v));
       } else {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "socket_path.h" /* the one rule for the socket path */
+#include "svc_json.h"    /* the config file's services */
 #include "swim.h" /* protocol defaults and limits (constants only) */
 
 #define STR_(x) #x
@@ -48,7 +49,7 @@ typedef enum {
   T_U32,      /* a whole number within [min, max] */
   T_LEVEL,    /* error|warn|info|debug */
   T_FORMAT,   /* text|json */
-  T_BOOL      /* a flag without a value (flags only) */
+  T_BOOL      /* a flag without a value; true/false in env and file */
 } opt_type_t;
 
 typedef struct opt {
@@ -125,9 +126,16 @@ static const opt_t OPTS[] = {
      SWIM_MIN_TOMBSTONE_MS, SWIM_MAX_TOMBSTONE_MS, "MS",
      "keep dead and left members this long (default "
      STR(SWIM_DEFAULT_TOMBSTONE_MS) ")", 0},
+    {"allow-exec-checks", "allow_exec_checks", T_BOOL, F(allow_exec_checks),
+     0, 0, NULL, "allow services with an exec check (they run shell "
+     "commands as the agent's user); refused otherwise", 0},
+    {"max-concurrent-checks", "max_concurrent_checks", T_U32,
+     F(max_concurrent_checks), 1, 1024, "N",
+     "health checks (http, tcp, exec) running at once (default 16)", 0},
     {"print-config", NULL, T_BOOL, F(print_config), 0, 0, NULL,
      "print the resulting configuration as JSON and exit", 1},
 };
+#define MAX_CONCURRENT_CHECKS_DEFAULT 16
 #define NOPTS (sizeof OPTS / sizeof OPTS[0])
 #define OPT_CONFIG 0
 
@@ -323,7 +331,7 @@ static const char *type_expect(const opt_t *o, char *buf, size_t cap) {
     return buf;
   case T_LEVEL: return "one of error, warn, info, debug";
   case T_FORMAT: return "text or json";
-  case T_BOOL: return "no value";
+  case T_BOOL: return "true or false";
   }
   return "a value";
 }
@@ -366,7 +374,16 @@ static int set_text(lm__config_t *c, size_t idx, const char *v,
     if (ok)
       *field_int(c, o) = !strcmp(v, "json") ? LM__LOGFMT_JSON : LM__LOGFMT_TEXT;
     break;
-  case T_BOOL: ok = 0; break;
+  case T_BOOL: /* from the environment: LIVEMESH_ALLOW_EXEC_CHECKS=1 */
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") ||
+        !strcmp(v, "on"))
+      *field_int(c, o) = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") ||
+             !strcmp(v, "off"))
+      *field_int(c, o) = 0;
+    else
+      ok = 0;
+    break;
   }
   if (!ok) {
     seterr(err, cap, "%s: expected %s, got \"%s\"", origin,
@@ -504,6 +521,51 @@ static const char *json_type_name(const json_t *j) {
   return "something else";
 }
 
+/* "services": [{register fields}, ...], each checked by the parser the
+ * control socket uses; an error names the entry and the field:
+ * services[2].ttl: must be longer than 0. */
+static int parse_services(lm__config_t *c, const char *path, json_t *val,
+                          char *err, size_t cap) {
+  if (!json_is_array(val)) {
+    seterr(err, cap, "config file %s: key \"services\": expected an array "
+           "of services ({\"type\": ..., ...}), got %s", path,
+           json_type_name(val));
+    return -1;
+  }
+  size_t i;
+  json_t *s;
+  json_array_foreach(val, i, s) {
+    lm__spec_buf_t sb;
+    char msg[512];
+    if (!json_is_object(s)) {
+      seterr(err, cap, "config file %s: services[%zu]: expected an object "
+             "with the register fields, got %s", path, i, json_type_name(s));
+      return -1;
+    }
+    if (json_object_get(s, "cmd") || json_object_get(s, "id")) {
+      seterr(err, cap, "config file %s: services[%zu].%s: unknown field",
+             path, i, json_object_get(s, "cmd") ? "cmd" : "id");
+      return -1;
+    }
+    if (lm__spec_from_json(s, &sb, NULL, msg, sizeof msg)) {
+      /* "field \"ttl\": must be..." becomes "services[2].ttl: must be..." */
+      const char *m = msg;
+      if (!strncmp(m, "field \"", 7) && strstr(m, "\": "))
+        m = strstr(m, "\": ") + 3;
+      if (sb.field[0])
+        seterr(err, cap, "config file %s: services[%zu].%s: %s", path, i,
+               sb.field, m);
+      else
+        seterr(err, cap, "config file %s: services[%zu]: %s", path, i, m);
+      return -1;
+    }
+    lm__spec_buf_free(&sb);
+  }
+  json_decref(c->services);
+  c->services = json_incref(val);
+  return 0;
+}
+
 static int parse_file(lm__config_t *c, const char *path, char *err,
                       size_t cap) {
   struct stat st;
@@ -531,6 +593,11 @@ static int parse_file(lm__config_t *c, const char *path, char *err,
   const char *key;
   json_t *val;
   json_object_foreach(root, key, val) {
+    if (!strcmp(key, "services")) {
+      if (parse_services(c, path, val, err, cap))
+        goto out;
+      continue;
+    }
     size_t idx = NOPTS;
     for (size_t k = 0; k < NOPTS; k++)
       if (OPTS[k].key && !strcmp(OPTS[k].key, key))
@@ -565,6 +632,14 @@ static int parse_file(lm__config_t *c, const char *path, char *err,
           goto out;
       }
       c->set |= 1ull << idx; /* an empty array still overrides defaults */
+    } else if (o->type == T_BOOL) {
+      if (!json_is_boolean(val)) {
+        seterr(err, cap, "%s: expected true or false, got %s", origin,
+               json_type_name(val));
+        goto out;
+      }
+      *field_int(c, o) = json_is_true(val);
+      c->set |= 1ull << idx;
     } else if (o->type == T_U32) {
       if (!json_is_integer(val)) {
         seterr(err, cap, "%s: expected %s, got %s", origin,
@@ -701,6 +776,8 @@ static int resolve_defaults(lm__config_t *c, char *err, size_t cap) {
     lm__default_socket(buf, sizeof buf);
     rc |= dupset(&c->socket, buf);
   }
+  if (!c->max_concurrent_checks)
+    c->max_concurrent_checks = MAX_CONCURRENT_CHECKS_DEFAULT;
   if (c->cluster_keys.n == 0 && !(c->set >> opt_index(F(cluster_keys)) & 1)) {
     /* keygen cluster --out DATA_DIR leaves cluster.pub right there */
     snprintf(buf, sizeof buf, "%s/cluster.pub", c->data_dir);
@@ -730,6 +807,8 @@ static int resolve_defaults(lm__config_t *c, char *err, size_t cap) {
 }
 
 void lm__config_free(lm__config_t *c) {
+  json_decref(c->services);
+  c->services = NULL;
   for (size_t i = 0; i < NOPTS; i++) {
     const opt_t *o = &OPTS[i];
     if (is_list(o->type))
@@ -780,6 +859,8 @@ int lm__config_load(lm__config_t *out, int argc, char *const *argv,
       }
     }
   }
+  if (rc == 0 && fi.services) /* the config file alone declares services */
+    out->services = json_incref(fi.services);
   if (rc == 0)
     rc = resolve_defaults(out, err, errcap);
   lm__config_free(&fl);
@@ -821,6 +902,8 @@ char *lm__config_to_json(const lm__config_t *c) {
   for (size_t i = 0; i < NOPTS; i++)
     if (OPTS[i].key)
       json_object_set_new(root, OPTS[i].key, opt_json(c, &OPTS[i]));
+  json_object_set_new(root, "services",
+                      c->services ? json_incref(c->services) : json_array());
   char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   return s;

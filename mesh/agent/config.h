@@ -6,7 +6,8 @@
  * The configuration layer only parses and validates text: it opens no key
  * file, binds nothing and starts nothing, so `livemesh agent --print-config`
  * and the unit tests can run it anywhere. Must never depend on libuv, on the
- * runtime's internals (node.c, swim/) or on trust.h; jansson and libc only.
+ * runtime's internals (node.c, swim/) or on trust.h; jansson and libc only
+ * (and svc_json.c, which checks the config file's services).
  */
 #ifndef LIVEMESH_MESH_CONFIG_H
 #define LIVEMESH_MESH_CONFIG_H
@@ -55,7 +56,12 @@ typedef struct lm__config {
   uint32_t probe_interval_ms, probe_timeout_ms, indirect_checks;
   uint32_t gossip_interval_ms, pushpull_interval_ms, suspicion_min_mult;
   uint32_t tombstone_ms;
+  int allow_exec_checks;          /* exec checks run commands: opt-in */
+  uint32_t max_concurrent_checks; /* checks running at once (16) */
   int print_config; /* --print-config: show the result and exit */
+  /* The config file's "services": an array of register bodies, each
+   * checked by svc_json.c's parser at load; NULL when absent. */
+  struct json_t *services;
   /* internal: which options this layer set (bit = option index) */
   uint64_t set;
 } lm__config_t;

@@ -45,8 +45,8 @@ typedef struct conn {
   uint64_t id;
   char *buf;
   size_t len, cap;
-  size_t backlog; /* bytes written but not yet taken by the kernel */
   int closing;    /* uv_close called */
+  int streaming;  /* carries a stream (watch): input is no longer requests */
   int ending;     /* reading stopped, shutting down after the last write */
   int discarding; /* after an oversize line: input dropped until EOF */
   size_t discarded;
@@ -61,6 +61,7 @@ struct lm__ctl_server {
   ino_t ino;
   lm__ctl_request_cb on_request;
   lm__ctl_log_cb log;
+  lm__ctl_close_cb on_close;
   void *ud;
   conn_t *conns;
   size_t nconns;
@@ -106,16 +107,16 @@ void lm__hex(char *out, const uint8_t *p, size_t n) {
   out[2 * n] = 0;
 }
 
-json_t *lm__member_json(const lm_member_t *m) {
+json_t *lm__member_json(const lm_member_t *m, size_t services) {
   char id[2 * LM_ID_LEN + 1], since[40];
   lm__hex(id, m->id, LM_ID_LEN);
   lm__rfc3339(since, sizeof since, m->since_ms);
-  /* services: the count the member announces; members carry none yet */
-  return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:i, s:s}", "name",
+  return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:s}", "name",
                    m->name, "id", id, "addr", m->addr, "status",
                    lm_status_name(m->status), "incarnation", "generation",
                    (json_int_t)m->generation, "version",
-                   (json_int_t)m->version, "services", 0, "since", since);
+                   (json_int_t)m->version, "services", (json_int_t)services,
+                   "since", since);
 }
 
 /* ---- server ---- */
@@ -160,6 +161,9 @@ static void close_grace(lm__ctl_server_t *s) {
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   lm__ctl_server_t *s = c->srv;
+  /* c->id is 0 for a connection refused at once: nothing was tied to it */
+  if (c->id && s->on_close)
+    s->on_close(s, c->id, s->ud);
   free(c->buf);
   free(c);
   s->open--;
@@ -212,7 +216,6 @@ static conn_t *find_conn(lm__ctl_server_t *s, uint64_t id) {
 static void on_written(uv_write_t *req, int status) {
   wreq_t *w = (wreq_t *)req;
   conn_t *c = w->conn;
-  c->backlog -= w->len;
   free(w);
   if (status && status != UV_ECANCELED)
     conn_close(c);
@@ -234,12 +237,24 @@ static int conn_send(conn_t *c, json_t *resp) {
   free(text);
   w->conn = c;
   w->len = n + 1;
-  if (c->backlog + w->len > LM__CTL_BACKLOG_MAX) {
+  /* What counts is what the kernel has not taken: a reader that keeps up
+   * (a watcher fed many events in one loop turn) drains its socket and
+   * never comes near the limit; one that stops reading does. */
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+  if (queued + w->len > LM__CTL_BACKLOG_MAX) {
     /* a client that does not read its answers is not worth memory */
     free(w);
-    slog(c->srv, LM_LOG_WARN,
-         "control client %llu does not read its replies; disconnected",
-         (unsigned long long)c->id);
+    slog(c->srv, LM_LOG_WARN, "control client %llu does not read its %s; "
+         "disconnected", (unsigned long long)c->id,
+         c->streaming ? "watch events" : "replies");
+    if (c->streaming) {
+      /* a last word, if there is room for it right now */
+      static const char bye[] =
+          "{\"ok\":false,\"error\":\"watch ended: the client does not read "
+          "its events fast enough\"}\n";
+      uv_buf_t b = uv_buf_init((char *)bye, sizeof bye - 1);
+      uv_try_write((uv_stream_t *)&c->pipe, &b, 1); /* fails if queued */
+    }
     conn_close(c);
     return -1;
   }
@@ -249,7 +264,6 @@ static int conn_send(conn_t *c, json_t *resp) {
     conn_close(c);
     return -1;
   }
-  c->backlog += w->len;
   return 0;
 }
 
@@ -269,6 +283,25 @@ int lm__ctl_reply_error(lm__ctl_server_t *s, uint64_t conn_id, json_t *id,
                         const char *msg) {
   return lm__ctl_reply(s, conn_id, id,
                        json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+int lm__ctl_reply_refusal(lm__ctl_server_t *s, uint64_t conn_id, json_t *id,
+                          const char *msg, const char *code) {
+  return lm__ctl_reply(s, conn_id, id,
+                       json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg,
+                                 "code", code));
+}
+
+void lm__ctl_server_on_close(lm__ctl_server_t *s, lm__ctl_close_cb cb) {
+  s->on_close = cb;
+}
+
+int lm__ctl_conn_stream(lm__ctl_server_t *s, uint64_t conn_id) {
+  conn_t *c = find_conn(s, conn_id);
+  if (!c || c->closing)
+    return -1;
+  c->streaming = 1;
+  return 0;
 }
 
 size_t lm__ctl_client_count(const lm__ctl_server_t *s) { return s->nconns; }
@@ -336,10 +369,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
       conn_close(c);
     return;
   }
+  if (c->streaming) {
+    c->len = 0; /* a watch's client has nothing more to ask */
+    return;
+  }
   size_t scan = c->len;
   c->len += (size_t)nread;
   size_t start = 0;
-  for (size_t i = scan; i < c->len && !c->closing && !c->ending; i++) {
+  for (size_t i = scan;
+       i < c->len && !c->closing && !c->ending && !c->streaming; i++) {
     if (c->buf[i] != '\n')
       continue;
     if (i - start > LM__CTL_LINE_MAX)
@@ -349,6 +387,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->closing || c->ending)
     return;
+  if (c->streaming) {
+    c->len = 0;
+    return;
+  }
   memmove(c->buf, c->buf + start, c->len - start);
   c->len -= start;
   if (c->len > LM__CTL_LINE_MAX) {

@@ -8,8 +8,8 @@
  *
  * The server side runs on the agent's libuv loop and never blocks it: a
  * client that sends a line longer than LM__CTL_LINE_MAX is told so and
- * disconnected, one that stops reading is disconnected once its unread
- * replies pass LM__CTL_BACKLOG_MAX, and at most LM__CTL_CLIENTS_MAX clients
+ * disconnected, one that stops reading is disconnected once its replies
+ * that the kernel has not taken pass LM__CTL_BACKLOG_MAX, and at most LM__CTL_CLIENTS_MAX clients
  * are served at once. The client side is a plain blocking call with a
  * timeout, for the CLI.
  *
@@ -45,6 +45,12 @@ typedef struct lm__ctl_server lm__ctl_server_t;
 typedef void (*lm__ctl_request_cb)(lm__ctl_server_t *srv, uint64_t conn_id,
                                    json_t *req, void *ud);
 typedef void (*lm__ctl_log_cb)(void *ud, int level, const char *msg);
+/* A connection has closed, for whatever reason (the client hung up, it
+ * was cut off, the server is closing): what was tied to it (ephemeral
+ * registrations, watches) can go. Runs once per connection that was
+ * served, from the loop, never from inside lm__ctl_reply. */
+typedef void (*lm__ctl_close_cb)(lm__ctl_server_t *srv, uint64_t conn_id,
+                                 void *ud);
 
 /* Listens on `path`: mode 0600, or 0660 owned by `group` when group is not
  * NULL. A socket file left by a dead process is replaced; a live one is
@@ -62,6 +68,17 @@ int lm__ctl_reply(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
 /* {"ok":false,"error":msg} */
 int lm__ctl_reply_error(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
                         const char *msg);
+/* {"ok":false,"error":msg,"code":code} */
+int lm__ctl_reply_refusal(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
+                          const char *msg, const char *code);
+/* Called with the id of every connection that closes (see the type). */
+void lm__ctl_server_on_close(lm__ctl_server_t *srv, lm__ctl_close_cb cb);
+/* The connection now carries a stream of lines from the server (a watch):
+ * what the client sends from here on is read, so its hang-up is seen, but
+ * not taken as requests. A client that stops reading the stream is still
+ * cut off at LM__CTL_BACKLOG_MAX of unsent lines, after a last attempt to
+ * tell it so. 0, or -1 if the connection is gone. */
+int lm__ctl_conn_stream(lm__ctl_server_t *srv, uint64_t conn_id);
 size_t lm__ctl_client_count(const lm__ctl_server_t *srv);
 /* Stops listening, removes the socket file (if it is still ours), flushes
  * pending replies for up to a second, closes every connection and frees the
@@ -78,8 +95,9 @@ int lm__ctl_call(const char *path, const json_t *req, json_t **resp,
  * else the default path. */
 void lm__ctl_client_path(const char *flag, char *out, size_t cap);
 
-/* A member as `livemesh members -o json` shows it. */
-json_t *lm__member_json(const lm_member_t *m);
+/* A member as `livemesh members -o json` shows it; `services` is the
+ * number of its services in the view. */
+json_t *lm__member_json(const lm_member_t *m, size_t services);
 /* "2026-11-22T01:02:03.456Z" from unix milliseconds; `out` >= 32 bytes. */
 void lm__rfc3339(char *out, size_t cap, int64_t unix_ms);
 int64_t lm__unix_ms(void);

@@ -26,11 +26,13 @@ static void keygen_usage(void) {
          "      a cluster signing key pair: DIR/cluster.key (secret, 0600: "
          "keep it\n      off the nodes) and DIR/cluster.pub (give it to every "
          "agent: --cluster-key)\n"
-         "  livemesh keygen node --cluster-key FILE --name NAME --out DIR "
+         "  livemesh keygen node --cluster-key FILE [--name NAME] --out DIR "
          "[--valid-days N]\n                      [--force]\n"
          "      a node key and its certificate, signed by the cluster SECRET "
          "key FILE:\n      DIR/node.key (0600), DIR/node.cert, DIR/node.pub; "
-         "valid N days (default 365)\n"
+         "valid N days (default 365).\n      NAME defaults to this machine's "
+         "hostname: the host of a service is its\n      node's name (in a "
+         "container, whose hostname is random, give --name)\n"
          "  livemesh keygen secret --out DIR [--force]\n"
          "      a shared cluster secret, DIR/cluster.secret (0600), for "
          "agent --encrypt-key\n\n"
@@ -95,6 +97,13 @@ static int kg_parse(int argc, char **argv, const char *kind, kg_opts_t *o) {
       }
     }
   }
+  /* A node is named after its machine unless told otherwise: the host
+   * of a service is its member's name, so `is-up api $(hostname)` just
+   * works. Containers, whose hostnames are random, pass --name. */
+  static char host[256];
+  if (is_node && !o->name && gethostname(host, sizeof host - 1) == 0 &&
+      host[0])
+    o->name = host;
   const char *missing = !o->out                           ? "--out DIR"
                         : is_node && !o->cluster_key      ? "--cluster-key FILE"
                         : is_node && !o->name             ? "--name NAME"

@@ -5,19 +5,20 @@
  * in one table. (The requests the agent answers are another table:
  * commands.c.)
  *
- * Must never depend on anything but config.h's entry points and the public
- * API's version string.
+ * Must never depend on anything but config.h's and cli_services.h's entry
+ * points and the public API's version string.
  */
 #include <livemesh/livemesh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_services.h"
 #include "config.h"
 
-/* Every subcommand, one row each. A row without `run` is part of the
- * documented interface but not built yet: it is not listed in the usage,
- * and is answered "not available yet" rather than "unknown command". */
+/* Every subcommand, one row each. A row without `run` would be part of
+ * the documented interface but not built yet: not listed in the usage, and
+ * answered "not available yet" rather than "unknown command". */
 typedef struct command {
   const char *name;
   int (*run)(int argc, char **argv);
@@ -32,14 +33,17 @@ static const command_t COMMANDS[] = {
     {"ping", lm__cmd_ping, "check that the local agent answers"},
     {"keygen", lm__cmd_keygen, "create cluster keys, node keys and "
                                "certificates, cluster secrets"},
+    {"services", lm__cmd_services, "list the services in the agent's view"},
+    {"is-up", lm__cmd_is_up, "is a service up? (exit 0 up, 1 down or "
+                             "unknown)"},
+    {"watch", lm__cmd_watch, "stream service or member transitions as JSON "
+                             "lines"},
+    {"register", lm__cmd_register, "register a service on the local agent"},
+    {"pass", lm__cmd_pass, "heartbeat of a --ttl service"},
+    {"fail", lm__cmd_fail, "mark a --ttl service down now"},
+    {"maint", lm__cmd_maint, "put a service in maintenance, or end it"},
+    {"deregister", lm__cmd_deregister, "remove a service from the agent"},
     {"demo", lm__cmd_demo, "a local mesh on loopback, shown live"},
-    /* services come in a later version */
-    {"services", NULL, NULL},
-    {"is-up", NULL, NULL},
-    {"watch", NULL, NULL},
-    {"register", NULL, NULL},
-    {"pass", NULL, NULL},
-    {"deregister", NULL, NULL},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -56,7 +60,7 @@ static void usage(FILE *f) {
              "Commands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
     if (COMMANDS[i].run)
-      fprintf(f, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+      fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
   fprintf(f, "\n`livemesh COMMAND --help` tells more. Try `livemesh demo`.\n"
              "Exit status: 0 done, 1 failed, 2 usage error or agent not "
              "reachable.\n");
@@ -89,8 +93,7 @@ int main(int argc, char **argv) {
   if (c && c->run)
     return c->run(argc - 1, argv + 1);
   if (c) {
-    fprintf(stderr, "livemesh: \"%s\" is not available yet: services come "
-            "in a later version\n", cmd);
+    fprintf(stderr, "livemesh: \"%s\" is not available yet\n", cmd);
     return LM__EXIT_USAGE;
   }
   fprintf(stderr, "livemesh: unknown command \"%s\" (see livemesh --help)\n",
