@@ -11,6 +11,13 @@
 #                        admitted; forged, tampered, replayed, random and
 #                        oversize datagrams and junk TCP frames dropped and
 #                        counted by reason, the mesh unharmed
+#   multiproc_services   5 agents: ttl, process, http, tcp and exec checks
+#                        turn up/down on every agent within stated bounds;
+#                        watch lines in order; ephemeral registrations go
+#                        with their client; registrations survive a
+#                        restart; a dead member's services answer down; a
+#                        service list forged by an insider (tests/tools/
+#                        forge_svc) is dropped and counted
 # Labelled "slow": the sanitizer run of the suite excludes them.
 if(NOT TARGET livemesh)
   return()
@@ -30,3 +37,12 @@ foreach(t lifecycle pause hostile)
     LABELS "multiproc;slow"
     ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endforeach()
+
+# services.py also drives the insider tool of tests/tools.cmake.
+add_test(NAME multiproc_services
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/services.py
+          $<TARGET_FILE:livemesh> $<TARGET_FILE:forge_svc>)
+set_tests_properties(multiproc_services PROPERTIES
+  TIMEOUT 600
+  LABELS "multiproc;slow"
+  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")

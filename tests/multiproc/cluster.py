@@ -15,9 +15,12 @@
 # n00 starts alone, n01 joins it, every other agent joins both (two seeds).
 #
 # Helpers: members(i) / stats(i) / ping(i) over the control socket protocol
-# (docs/agent.md), cli(i, ...) runs the real client, status_map(i),
+# (docs/agent.md), cli(i, ...) runs the real client (cli_json(i, ...) with
+# `-o json`, parsed), status_map(i),
 # events(i) (the member events parsed from i's log), wait_until(pred, t),
 # kill(i, sig), restart(i) (same key, data dir and port), wait_exit(i).
+# Cluster(..., agent_flags={i: [...]}) gives agent i extra flags (e.g.
+# --allow-exec-checks) on every start.
 #
 # Cleanup: stop_all() sends SIGTERM to the PIDs this harness started, then
 # SIGKILL to those still there, and removes the temporary directory (kept
@@ -118,12 +121,16 @@ class Agent:
         self.generation = None  # of the last start
         self.cluster_pub = None
         self.join = []
+        self.flags = []        # extra agent flags, kept across restarts
         self.starts = 0
 
 
 class Cluster:
-    def __init__(self, binary, n=16, tag="mp", keep_env=False):
+    def __init__(self, binary, n=16, tag="mp", keep_env=False,
+                 agent_flags=None):
         self.bin = os.path.abspath(binary)
+        # {index: [flag, ...]}: extra flags of agent `index` (every start)
+        self.agent_flags = dict(agent_flags or {})
         if not os.access(self.bin, os.X_OK):
             raise SystemExit("%s: not an executable" % self.bin)
         self.n = n
@@ -185,6 +192,7 @@ class Cluster:
         for i in range(self.n):
             self.agents.append(self.new_agent("n%02d" % i, self.ckey,
                                               self.cpub, i))
+            self.agents[-1].flags = list(self.agent_flags.get(i, ()))
         self.spawn(self.agents[0], join=[])
         self.wait_started(self.agents[0])
         if self.n > 1:
@@ -212,7 +220,7 @@ class Cluster:
                 "--socket", a.sock, "--log-format", "json"]
         for j in a.join:
             args += ["--join", j]
-        args += list(extra_args)
+        args += list(a.flags) + list(extra_args)
         a.starts += 1
         with open(a.logf, "a") as lf:
             a.proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL,
@@ -367,8 +375,18 @@ class Cluster:
         a = self._agent(a)
         return self.run(*args, "--socket", a.sock, check=check)
 
-    def cli_json(self, a, *args):
-        return json.loads(self.cli(a, *args, "-o", "json").stdout)
+    def cli_json(self, a, *args, check=True):
+        """`livemesh ARGS -o json`: (exit status, the parsed stdout or None
+        when it is not JSON) with check=False; the parsed stdout otherwise."""
+        p = self.cli(a, *args, "-o", "json", check=check)
+        try:
+            out = json.loads(p.stdout)
+        except ValueError:
+            if check:
+                raise ScenarioFailed("livemesh %s -o json: not JSON: %r" % (
+                    " ".join(map(str, args)), p.stdout[:200]))
+            out = None
+        return out if check else (p.returncode, out)
 
     # ---- logs --------------------------------------------------------------
 
