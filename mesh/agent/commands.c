@@ -322,16 +322,24 @@ static int add_service(void *ud, const lm_service_view_t *v) {
   return 0;
 }
 
+/* By host, type, name, then worker index (workers in order; a service
+ * without one first), then uuid. */
 static int cmp_service(const void *x, const void *y) {
   json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
-  static const char *const KEYS[] = {"host", "type", "name", "uuid"};
-  for (int i = 0; i < 4; i++) {
+  static const char *const KEYS[] = {"host", "type", "name"};
+  for (int i = 0; i < 3; i++) {
     int c = strcmp(json_string_value(json_object_get(a, KEYS[i])),
                    json_string_value(json_object_get(b, KEYS[i])));
     if (c)
       return c;
   }
-  return 0;
+  json_t *wa = json_object_get(a, "worker"), *wb = json_object_get(b, "worker");
+  json_int_t ia = json_is_integer(wa) ? json_integer_value(wa) : -1;
+  json_int_t ib = json_is_integer(wb) ? json_integer_value(wb) : -1;
+  if (ia != ib)
+    return ia < ib ? -1 : 1;
+  return strcmp(json_string_value(json_object_get(a, "uuid")),
+                json_string_value(json_object_get(b, "uuid")));
 }
 
 /* The services matching `f`, sorted by host, type, name and uuid. */
