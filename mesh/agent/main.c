@@ -47,7 +47,7 @@ static const command_t COMMANDS[] = {
     {"ready", lm__cmd_ready, "is the agent ready? (exit 0 ready, 1 not, "
                              "2 no agent)"},
     {"live", lm__cmd_live, "is the agent's loop responsive? (exit 0 live, "
-                           "1 not or no answer in time, 2 no agent)"},
+                           "1 not, 2 no agent)"},
     {"metrics", lm__cmd_metrics, "the agent's counters as Prometheus text"},
     {"demo", lm__cmd_demo, "a local mesh on loopback, shown live"},
 };
