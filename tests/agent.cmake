@@ -18,6 +18,11 @@ lm_add_test(test_svc_json
   LIBS lm_agent_core
   TIMEOUT 60)
 
+lm_add_test(test_probes
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_probes.c
+  LIBS lm_agent_core
+  TIMEOUT 60)
+
 find_package(Threads REQUIRED)
 lm_add_test(test_svc_client
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_svc_client.c
@@ -36,3 +41,10 @@ set_tests_properties(test_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
 add_test(NAME test_cli_services
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_services.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_cli_services PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+
+# Probes and metrics end to end: ready, live (a stopped agent is not live),
+# metrics through promtool when it is installed.
+add_test(NAME test_probes_cli
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_probes.sh $<TARGET_FILE:livemesh>)
+set_tests_properties(test_probes_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+set_tests_properties(test_probes_cli PROPERTIES SKIP_RETURN_CODE 77)

@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "config.h"
 #include "control.h"
+#include "probes.h"
 #include "trust.h"
 
 #define LEAVE_GUARD_MS 3500 /* the runtime gives up on a leave after 3 s */
@@ -445,6 +446,8 @@ static void finish_stop(agent_t *a, int leave_status) {
     a->ctl = NULL;
     lm__ctl_server_close(s, on_ctl_closed, a);
   }
+  lm__probes_close(a->probes);
+  a->probes = NULL;
   if (a->handles_ready) {
     a->handles_ready = 0;
     uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
@@ -835,6 +838,9 @@ int lm__cmd_agent(int argc, char **argv) {
          bound, a.generation, a.cfg.socket, a.ntrusted,
          a.has_secret ? ", encrypted" : "");
   }
+  if ((rc = lm__probes_new(&a.probes, &a.loop, a.node)))
+    alog(&a, LM_LOG_ERROR, "no loop watchdog (ready and live will fail): %s",
+         lm_strerror(rc));
   lm__agent_services_start(&a);
   if (a.cfg.http)
     alog(&a, LM_LOG_WARN, "--http %s: the HTTP API is not served yet (a later "

@@ -80,6 +80,8 @@ struct lm__agent {
   json_t *regs;
   /* services declared in the config file: uuid text -> register fields */
   json_t *declared;
+  /* the loop watchdog and readiness (probes.c) */
+  struct lm__probes *probes;
 };
 
 /* Leave the mesh and stop (a second call stops without waiting). */

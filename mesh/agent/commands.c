@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "control.h"
+#include "probes.h"
 #include "svc_json.h"
 
 typedef lm__agent_t agent_t;
@@ -747,6 +748,12 @@ const lm__command_t lm__commands[] = {
     {"maint", cmd_maint, LM__CMD_WRITES,
      "maintenance for a while, until turned off, or off"},
     {"deregister", cmd_deregister, LM__CMD_WRITES, "remove a service"},
+    /* probes and metrics (probes_agent.c; what they mean: probes.h) */
+    {"ready", lm__cmd_row_ready, 0,
+     "is the agent ready: joined, converged, its services passing, live"},
+    {"live", lm__cmd_row_live, 0, "is the agent's event loop responsive"},
+    {"environ", lm__cmd_row_environ, 0, "the versions of the libraries in use"},
+    {"metrics", lm__cmd_row_metrics, 0, "the counters as Prometheus text"},
 };
 const size_t lm__ncommands = sizeof lm__commands / sizeof lm__commands[0];
 

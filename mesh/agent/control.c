@@ -685,6 +685,7 @@ int lm__ctl_call(const char *path, const json_t *req, json_t **resp,
     if (pr <= 0) {
       snprintf(err, cap, "the agent at %s did not answer within %d ms", path,
                timeout_ms);
+      rc = -2;
       goto out;
     }
     ssize_t k = recv(fd, buf + len, bcap - len - 1, 0);

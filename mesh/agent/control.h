@@ -88,7 +88,8 @@ void lm__ctl_server_close(lm__ctl_server_t *srv, void (*cb)(void *ud),
 
 /* Client: connect to `path`, send `req` as one line, read one line back.
  * 0 on success (*resp set, a new reference); otherwise -1 with a message in
- * `err` (the agent is not running, timed out, bad answer...). */
+ * `err` (the agent is not running, bad answer...), or -2 when the agent
+ * took the request but did not answer within `timeout_ms`. */
 int lm__ctl_call(const char *path, const json_t *req, json_t **resp,
                  int timeout_ms, char *err, size_t errcap);
 /* The socket a client should use: `flag` if given, else LIVEMESH_SOCKET,

@@ -5,14 +5,15 @@
  * in one table. (The requests the agent answers are another table:
  * commands.c.)
  *
- * Must never depend on anything but config.h's and cli_services.h's entry
- * points and the public API's version string.
+ * Must never depend on anything but config.h's, cli_services.h's and
+ * cli_probes.h's entry points and the public API's version string.
  */
 #include <livemesh/livemesh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_probes.h"
 #include "cli_services.h"
 #include "config.h"
 
@@ -43,6 +44,11 @@ static const command_t COMMANDS[] = {
     {"fail", lm__cmd_fail, "mark a --ttl service down now"},
     {"maint", lm__cmd_maint, "put a service in maintenance, or end it"},
     {"deregister", lm__cmd_deregister, "remove a service from the agent"},
+    {"ready", lm__cmd_ready, "is the agent ready? (exit 0 ready, 1 not, "
+                             "2 no agent)"},
+    {"live", lm__cmd_live, "is the agent's loop responsive? (exit 0 live, "
+                           "1 not, 2 no agent)"},
+    {"metrics", lm__cmd_metrics, "the agent's counters as Prometheus text"},
     {"demo", lm__cmd_demo, "a local mesh on loopback, shown live"},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
