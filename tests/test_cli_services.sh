@@ -147,7 +147,7 @@ expect 2 "is-up with no agent" -- "$BIN" is-up api n1 "${S[@]}"
 start_agent || exit 1
 
 echo "# register"
-expect 0 "register a TTL service" -- "$BIN" register "${S[@]}" --type api --name api-1 --worker 0 --region eu-1 --port 8080 --tag blue --meta version=1.4 --ttl 30s
+expect 0 "register a TTL service" -- "$BIN" register "${S[@]}" --type api --name api-1 --worker 0 --region eu-1 --port 8080 --tag blue --meta version=1.4 --ttl 10m
 if [ "$(wc -l <"$T/out")" -eq 1 ] && grep -Eq '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' "$T/out"; then
   ok "register prints the uuid alone"; else bad "register printed: $(cat "$T/out")"; fi
 API=$(cat "$T/out")
