@@ -1,0 +1,12 @@
+# What mesh/agent/dist/ ships: the systemd unit, the default config, the man
+# pages and the bash completion, checked against the real binary, and the
+# agent's systemd notifications read as datagrams (test_dist.sh); the Debian
+# package built by CPack, unpacked and run (test_deb.sh).
+if(NOT TARGET livemesh)
+  return()
+endif()
+
+add_test(NAME test_dist
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_dist.sh $<TARGET_FILE:livemesh>
+    ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_dist PROPERTIES TIMEOUT 120 LABELS "agent;dist;slow")
