@@ -11,6 +11,7 @@ PACKAGES=(
   libcurl4-openssl-dev
   libcmocka-dev clang libclang-rt-14-dev
   iproute2 nftables procps python3
+  systemd groff-base man-db dpkg-dev
 )
 
 missing=()

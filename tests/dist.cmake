@@ -10,3 +10,13 @@ add_test(NAME test_dist
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_dist.sh $<TARGET_FILE:livemesh>
     ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_dist PROPERTIES TIMEOUT 120 LABELS "agent;dist;slow")
+
+# Runs cpack on this build tree (staging and the .deb in a temporary
+# directory), so it needs the tree built: ctest after the build, as always.
+find_program(LM_CPACK cpack)
+find_program(LM_DPKG_DEB dpkg-deb)
+if(LM_CPACK AND LM_DPKG_DEB)
+  add_test(NAME test_deb
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_deb.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(test_deb PROPERTIES TIMEOUT 300 LABELS "dist;slow")
+endif()
