@@ -12,6 +12,7 @@ PACKAGES=(
   libcmocka-dev clang libclang-rt-14-dev
   iproute2 nftables procps python3
   prometheus
+  systemd groff-base man-db dpkg-dev
 )
 
 missing=()

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "control.h"
 #include "probes.h"
+#include "sdnotify.h"
 #include "trust.h"
 
 #define LEAVE_GUARD_MS 3500 /* the runtime gives up on a leave after 3 s */
@@ -371,6 +372,11 @@ static void on_event(lm_node_t *node, const lm_event_t *ev, void *ud) {
   const lm_member_t *m = &ev->member;
   switch (ev->kind) {
   case LM_EV_JOIN:
+    if (!m->is_self && !a->sd.ready && !a->stopping) {
+      char st[128];
+      snprintf(st, sizeof st, "joined the mesh (first peer %s)", m->name);
+      lm__sdnotify_ready(&a->sd, st);
+    }
     if (ev->fresh)
       alog(a, LM_LOG_INFO, "member %s joined at %s (generation %u)", m->name,
            m->addr, m->generation);
@@ -454,6 +460,7 @@ static void finish_stop(agent_t *a, int leave_status) {
     uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_hup, on_handle_closed);
     uv_close((uv_handle_t *)&a->leave_guard, on_handle_closed);
+    lm__sdnotify_close(&a->sd);
   }
 }
 
@@ -481,6 +488,7 @@ void lm__agent_begin_stop(agent_t *a, const char *why) {
     return;
   a->stopping = 1;
   alog(a, LM_LOG_INFO, "%s: leaving the mesh", why);
+  lm__sdnotify_stopping(&a->sd, "leaving the mesh");
   int rc = a->node ? lm_node_leave(a->node, on_left, a) : LM_ESTATE;
   if (rc) {
     finish_stop(a, rc);
@@ -665,9 +673,11 @@ static void reload(agent_t *a) {
 
 static void on_signal(uv_signal_t *s, int signum) {
   agent_t *a = s->data;
-  if (signum == SIGHUP)
+  if (signum == SIGHUP) {
+    lm__sdnotify_reloading(&a->sd, "reloading the configuration");
     reload(a);
-  else
+    lm__sdnotify_reloaded(&a->sd, "running (configuration reloaded)");
+  } else
     lm__agent_begin_stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -722,6 +732,7 @@ int lm__cmd_agent(int argc, char **argv) {
   agent_t a;
   memset(&a, 0, sizeof a);
   a.lock_fd = -1;
+  a.sd.fd = -1;
   a.argc = argc - 1;
   a.argv = argv + 1;
   a.log_level = LM_LOG_INFO;
@@ -830,6 +841,8 @@ int lm__cmd_agent(int argc, char **argv) {
   uv_signal_start(&a.sig_term, on_signal, SIGTERM);
   uv_signal_start(&a.sig_int, on_signal, SIGINT);
   uv_signal_start(&a.sig_hup, on_signal, SIGHUP);
+  if (lm__sdnotify_init(&a.sd, &a.loop, err, sizeof err))
+    alog(&a, LM_LOG_WARN, "%s", err);
   {
     char bound[LM_ADDR_STRLEN] = "?";
     lm_node_bound_addr(a.node, bound, sizeof bound);
@@ -860,6 +873,11 @@ int lm__cmd_agent(int argc, char **argv) {
     alog(&a, LM_LOG_INFO, "no seeds to join: waiting for others to join "
          "this node");
   }
+  /* systemd: ready once joined (on_event), or now for a node alone */
+  if (a.cfg.join.n && !a.sd.ready)
+    lm__sdnotify_status(&a.sd, "joining the mesh");
+  else if (!a.cfg.join.n)
+    lm__sdnotify_ready(&a.sd, "running alone: waiting for others to join");
   uv_run(&a.loop, UV_RUN_DEFAULT);
   if ((rc = uv_loop_close(&a.loop)))
     fprintf(stderr, "livemesh agent: the event loop did not close cleanly: "

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "sdnotify.h"
 #include "trust.h"
 
 typedef struct lm__agent lm__agent_t;
@@ -64,6 +65,7 @@ struct lm__agent {
   lm__ctl_server_t *ctl;
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t leave_guard;
+  lm__sdnotify_t sd; /* systemd notifications (sdnotify.c) */
   int handles_ready;
   int stopping; /* 0 running, 1 leaving, 2 closing */
   waiter_t *waiters;
