@@ -461,7 +461,8 @@ static int usable(lm_node_t *n) {
 }
 
 int lm_node_snapshot_save(lm_node_t *n, const char *path) {
-  int rc = usable(n);
+  /* leaving too: the view is written one last time at exit */
+  int rc = n && n->state == ST_LEAVING && !lm__forked(n) ? 0 : usable(n);
   if (rc)
     return rc;
   if (!path || !*path)
