@@ -53,7 +53,9 @@ extern "C" {
   X(EIDMISMATCH, -1308, "service list signed for another member")               \
   X(ESTALE, -1309, "service list not newer than the one held")                  \
   X(EBUSY, -1310, "store mutated from inside one of its callbacks")             \
-  X(ENOTFOUND, -1311, "no such member, service or watch")
+  X(ENOTFOUND, -1311, "no such member, service or watch")                     \
+  X(ENOTSNAP, -1312, "not a livemesh snapshot")                               \
+  X(EFOREIGN, -1313, "snapshot of another cluster or node")
 #define LM_STORE_ERR_ENUM(n, v, s) LM_STORE_##n = v,
 enum { LM_STORE_OK = 0, LM_STORE_ERRNO_MAP(LM_STORE_ERR_ENUM) };
 #undef LM_STORE_ERR_ENUM

@@ -18,6 +18,10 @@
 #                        restart; a dead member's services answer down; a
 #                        service list forged by an insider (tests/tools/
 #                        forge_svc) is dropped and counted
+#   multiproc_snapshot   3 agents: one restarted alone answers from its
+#                        last-known view, stale with an age, until the
+#                        others are back; a truncated or foreign-looking
+#                        snapshot gives one warning and an empty view
 # Labelled "slow": the sanitizer run of the suite excludes them.
 if(NOT TARGET livemesh)
   return()
@@ -28,7 +32,7 @@ if(NOT LM_PYTHON3)
   return()
 endif()
 
-foreach(t lifecycle pause hostile)
+foreach(t lifecycle pause hostile snapshot)
   add_test(NAME multiproc_${t}
     COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/${t}.py
             $<TARGET_FILE:livemesh>)

@@ -25,3 +25,11 @@ target_link_libraries(test_node_services PRIVATE PkgConfig::MSGPACK)
 # The decoder of the service-list messages members exchange.
 lm_add_fuzz(fuzz_svc_msg ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_svc_msg.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/svc_msg LIBS lm_svc_wire)
+
+# The last-known view: saving, loading (each signature and seal checked),
+# stale answers after a restart and while cut off from every peer.
+lm_add_test(test_node_snapshot SOURCES test_node_snapshot.c
+  LIBS livemesh_static TIMEOUT 600)
+target_include_directories(test_node_snapshot PRIVATE
+  ${PROJECT_SOURCE_DIR}/store)
+target_link_libraries(test_node_snapshot PRIVATE PkgConfig::MSGPACK)

@@ -130,6 +130,62 @@ int lm_node_services_each(lm_node_t *node, const lm_service_filter_t *f,
 /* Grows on every real change of the view (members or services). */
 uint64_t lm_node_view_index(lm_node_t *node);
 
+/* ---- the last-known view ----
+ *
+ * A node can write its view (members and their service lists) to a file
+ * and load it after a restart, so that until the mesh has reconverged it
+ * answers from what it last knew, marked stale (nd_service_registry's
+ * cache file while ZooKeeper is down). The file keeps every signed record
+ * signed: a member's certificate (the cluster key's signature binds its id
+ * and name) and its service list (signed by the member itself); what only
+ * this node observed (statuses, addresses, times) is sealed with a key
+ * derived from this node's secret key. Format: store/snapshot.h.
+ *
+ * The view is stale:
+ *   - after a load that kept at least one member, until the node has
+ *     merged a full state exchange (the join's answer, or any push-pull)
+ *     while another member is alive; then the remembered members the
+ *     protocol does not know leave the view;
+ *   - when the node is cut off: it had peers, none is alive or suspect any
+ *     more, and one was declared dead since the last message this node
+ *     received from anyone. The view is then held as it was at that last
+ *     message (members declared dead since are kept at the status they had
+ *     then), rather than calling everything down, until some member is
+ *     alive again; it stays stale until the next full state exchange.
+ * A graceful leave of the last peer is not a cut-off. */
+
+typedef struct lm_snapshot_info {
+  int64_t written_ms;     /* unix ms the file's view dates from */
+  size_t members;         /* put into the view */
+  size_t lists;           /* service lists put into the view */
+  size_t members_dropped; /* seal or certificate did not verify */
+  size_t lists_dropped;   /* signature did not verify: member kept without */
+  size_t skipped;         /* this node, or members already known */
+} lm_snapshot_info_t;
+
+/* Writes the view to `path` atomically (a temporary file in the same
+ * directory, fsync, rename, fsync of the directory), mode 0600. A stale
+ * view keeps the time it dates from. 0, LM_ENOMEM, or an errno value. */
+int lm_node_snapshot_save(lm_node_t *node, const char *path);
+/* Loads a snapshot written by this very node (same id, same cluster) into
+ * the view, before or after joining: members the protocol already knows,
+ * and this node, are skipped. Returns the number of members put into the
+ * view (the view is then stale), or a negative error with `err` naming
+ * the file and the reason: LM_ENOTFOUND (no file), LM_STORE_ENOTSNAP,
+ * LM_STORE_ETRUNC, LM_STORE_EMALFORMED, LM_STORE_EVERSION,
+ * LM_STORE_ETOOBIG (damaged), LM_STORE_EFOREIGN (another cluster or
+ * node), LM_ELIMIT (over 256 MiB): nothing of such a file is used. When
+ * members or lists were dropped, `err` says so too. `info` may be NULL. */
+int lm_node_snapshot_load(lm_node_t *node, const char *path,
+                          lm_snapshot_info_t *info, char *err, size_t errcap);
+/* 1 when answers from the view are stale (above), with *age_ms (may be
+ * NULL) the age of the view; 0 when fresh; negative on error. */
+int lm_node_view_stale(lm_node_t *node, int64_t *age_ms);
+/* The members of the view: those the protocol knows, as the view holds
+ * them (held while cut off), and those remembered from a snapshot. Free
+ * *out with free(). */
+int lm_node_view_members(lm_node_t *node, lm_member_t **out, size_t *count);
+
 /* ---- watches ---- */
 
 typedef enum lm_watch_kind { LM_WATCH_SERVICE = 0, LM_WATCH_MEMBER = 1 }

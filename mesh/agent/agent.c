@@ -442,6 +442,7 @@ static void finish_stop(agent_t *a, int leave_status) {
          lm_strerror(leave_status));
   reply_waiters(a, json_pack("{s:b, s:s, s:b}", "ok", 1, "name", a->name,
                              "left", leave_status == 0));
+  lm__agent_snapshot_stop(a);
   if (a->node) {
     lm_node_t *n = a->node;
     a->node = NULL;
@@ -855,6 +856,7 @@ int lm__cmd_agent(int argc, char **argv) {
     alog(&a, LM_LOG_ERROR, "no loop watchdog (ready and live will fail): %s",
          lm_strerror(rc));
   lm__agent_services_start(&a);
+  lm__agent_snapshot_start(&a);
   if (a.cfg.http)
     alog(&a, LM_LOG_WARN, "--http %s: the HTTP API is not served yet (a later "
          "version); nothing listens there", a.cfg.http);

@@ -84,6 +84,11 @@ struct lm__agent {
   json_t *declared;
   /* the loop watchdog and readiness (probes.c) */
   struct lm__probes *probes;
+  /* the last-known view (agent_snapshot.c) */
+  uv_timer_t snap_timer;
+  int snap_ready, snap_failing;
+  uint64_t snap_index;
+  int64_t snap_last_ms;
 };
 
 /* Leave the mesh and stop (a second call stops without waiting). */
@@ -129,6 +134,15 @@ void lm__agent_services_start(lm__agent_t *a);
 /* SIGHUP: the declared services of a reloaded config, re-synced
  * (added, removed, updated) and logged. */
 void lm__agent_services_reload(lm__agent_t *a, const json_t *services);
+/* ---- the last-known view (agent_snapshot.c) ---- */
+
+/* Once the node runs, before it joins: loads DATA_DIR/view.snapshot (one
+ * warning if it cannot be used) and starts writing it back on changes, at
+ * most every 5 s. */
+void lm__agent_snapshot_start(lm__agent_t *a);
+/* Before the node closes: writes the view one last time. */
+void lm__agent_snapshot_stop(lm__agent_t *a);
+
 /* Writes `len` bytes to DIR/NAME atomically: a temporary file, fsync,
  * rename, fsync of the directory. 0, or -1 with `err` set. */
 int lm__write_atomic(const char *dir, const char *name, const char *data,

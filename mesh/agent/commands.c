@@ -54,7 +54,12 @@ static int count_host(void *ud, const lm_service_view_t *v) {
 static json_t *members_json(agent_t *a, char *err, size_t cap) {
   lm_member_t *v;
   size_t n;
-  int rc = lm_node_members(a->node, &v, &n);
+  /* a stale view also lists the members remembered from the snapshot,
+   * and holds their statuses while this node is cut off */
+  int64_t age;
+  int stale = lm_node_view_stale(a->node, &age) == 1;
+  int rc = stale ? lm_node_view_members(a->node, &v, &n)
+                 : lm_node_members(a->node, &v, &n);
   if (rc) {
     errf(err, cap, "cannot list members: %s", lm_strerror(rc));
     return NULL;
@@ -65,8 +70,12 @@ static json_t *members_json(agent_t *a, char *err, size_t cap) {
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *c = json_object_get(counts, v[i].name);
-    json_array_append_new(
-        arr, lm__member_json(&v[i], c ? (size_t)json_integer_value(c) : 0));
+    json_t *m = lm__member_json(&v[i], c ? (size_t)json_integer_value(c) : 0);
+    if (m && stale) {
+      json_object_set_new(m, "stale", json_true());
+      json_object_set_new(m, "stale_age_ms", json_integer(age));
+    }
+    json_array_append_new(arr, m);
   }
   json_decref(counts);
   free(v);
@@ -313,11 +322,15 @@ static int node_gone(agent_t *a, json_t **resp) {
 typedef struct svc_list {
   json_t *arr;
   int64_t now;
+  int stale;
+  int64_t stale_age;
 } svc_list_t;
 
 static int add_service(void *ud, const lm_service_view_t *v) {
   svc_list_t *l = ud;
-  json_t *o = lm__service_json_at(v, 0, l->now);
+  json_t *o = lm__service_json_at(v, l->stale, l->now);
+  if (o && l->stale)
+    json_object_set_new(o, "stale_age_ms", json_integer(l->stale_age));
   if (o)
     json_array_append_new(l->arr, o);
   return 0;
@@ -345,7 +358,8 @@ static int cmp_service(const void *x, const void *y) {
 
 /* The services matching `f`, sorted by host, type, name and uuid. */
 static json_t *services_array(agent_t *a, const lm_service_filter_t *f) {
-  svc_list_t l = {json_array(), lm__unix_ms()};
+  svc_list_t l = {json_array(), lm__unix_ms(), 0, 0};
+  l.stale = lm_node_view_stale(a->node, &l.stale_age) == 1;
   lm_node_services_each(a->node, f, add_service, &l);
   size_t n = json_array_size(l.arr);
   json_t **v = n ? malloc(n * sizeof *v) : NULL;
@@ -442,7 +456,11 @@ static int cmd_is_up(agent_t *a, const json_t *req, const lm__reply_to_t *to,
     snprintf(r.type, sizeof r.type, "%s", type);
     snprintf(r.host, sizeof r.host, "%s", host);
   }
-  json_t *o = lm__is_up_json(up, &r, 0);
+  int64_t age;
+  int stale = lm_node_view_stale(a->node, &age) == 1;
+  json_t *o = lm__is_up_json(up, &r, stale);
+  if (o && stale)
+    json_object_set_new(o, "stale_age_ms", json_integer(age));
   *resp = json_pack("{s:b}", "ok", 1);
   json_object_update(*resp, o);
   json_decref(o);

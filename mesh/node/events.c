@@ -50,6 +50,7 @@ void lm__core_event(void *ud, const swim_event_t *ev) {
 /* Called with the lock released, after every core call. */
 void lm__dispatch(lm_node_t *n) {
   lm__rearm(n);
+  lm__snap_update(n);
   if (n->in_dispatch)
     return;
   n->in_dispatch = 1;

@@ -220,6 +220,7 @@ void lm__node_checker_closed(void *ud) {
 static void fork_marker_free(volatile const uint8_t *m);
 
 static void free_node(lm_node_t *n) {
+  lm__snap_free(n);
   lm__svc_free(n);
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {

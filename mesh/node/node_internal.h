@@ -13,6 +13,8 @@
  *   identity.c  keygen, identity issue and load
  *   errors.c    lm_strerror, lm_err_name
  *   addr.c      HOST:PORT parsing and printing
+ *   services.c  services, service lists, the view (store/)
+ *   snapshot.c  the last-known view on disk, and when answers are stale
  */
 #ifndef LIVEMESH_MESH_NODE_INTERNAL_H
 #define LIVEMESH_MESH_NODE_INTERNAL_H
@@ -115,6 +117,8 @@ struct lm_node {
   uint8_t app_meta[APP_META_MAX];
   size_t app_meta_len;
   struct lm__svc *svc; /* services.c */
+  struct lm__snap *snap; /* snapshot.c */
+  uint64_t last_peer_rx; /* loop ms of the last message from anyone */
 
   uv_udp_t udp;
   uv_tcp_t listener;
@@ -230,6 +234,18 @@ void lm__svc_on_tick(uv_timer_t *t);
 void lm__svc_stats(lm_node_t *n, lm_stats_t *o);
 /* The node's view (tests; take n->mu on a threaded node). */
 struct lm_store *lm__svc_store(lm_node_t *n);
+
+/* ---- snapshot.c ---- */
+struct lm__snap;
+void lm__snap_free(lm_node_t *n);
+/* Lock held: 1 while the node is cut off (the view is held). */
+int lm__snap_frozen(lm_node_t *n);
+/* Lock held, before the view takes the core's news about member `id`
+ * (its new LM_STORE_* status, or reaped). */
+void lm__snap_member_change(lm_node_t *n, const uint8_t *id, int status,
+                            int reaped);
+/* After every core call, without the lock: stale or not, cut off or not. */
+void lm__snap_update(lm_node_t *n);
 
 /* ---- node.c, for services.c ---- */
 /* Runs fn(n, arg) on the loop thread and returns its result: at once on

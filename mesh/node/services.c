@@ -675,7 +675,11 @@ void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev) {
   if (!S)
     return;
   int64_t now = unix_now();
+  /* cut off: the view is held as it was (snapshot.c) */
+  if (!ev->member.is_self && lm__snap_frozen(n))
+    return;
   if (ev->kind == SWIM_EV_REAPED) {
+    lm__snap_member_change(n, ev->member.id, LM_STORE_UNKNOWN, 1);
     lm_store_member_remove(S->store, ev->member.id, now);
     want_drop(S, ev->member.id);
     return;
@@ -696,6 +700,8 @@ void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev) {
   uint64_t mono = uv_now(n->loop);
   sm.since_ms = now - (int64_t)(mono > m.since ? mono - m.since : 0);
   sm.is_self = m.is_self;
+  if (!m.is_self)
+    lm__snap_member_change(n, m.id, sm.status, 0);
   if (lm_store_member_set(S->store, &sm, now))
     return;
   if (m.is_self)

@@ -50,6 +50,7 @@ void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from) {
 
 void lm__deliver(lm_node_t *n, const struct sockaddr *from,
                     const uint8_t *p, size_t len) {
+  n->last_peer_rx = lm__now_ms(n);
   if (lm__svc_is_msg(p, len)) {
     lm__svc_recv(n, from, p, len);
     return;
