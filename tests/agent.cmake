@@ -36,3 +36,9 @@ set_tests_properties(test_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
 add_test(NAME test_cli_services
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_services.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_cli_services PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+
+# The HTTP API end to end: real agents, real curl; every endpoint against
+# the CLI's answers, bad requests, limits, stalled clients.
+add_test(NAME test_http
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_http.sh $<TARGET_FILE:livemesh>)
+set_tests_properties(test_http PROPERTIES TIMEOUT 240 LABELS "agent;slow")
