@@ -78,6 +78,8 @@ static const route_t ROUTES[] = {
 #define BLOCK_CHECK_MS 20
 #define DISCARD_MAX (1024 * 1024) /* of an oversize chunked body */
 #define ID_HTTP (1ull << 63)      /* ids never collide with the socket's */
+/* MHD does not see a suspended connection's hang-up: looked for this often */
+#define SWEEP_MS 2000
 
 /* 1 when `path` matches `pattern`; the {uuid} segment is copied out. */
 static int path_match(const char *pattern, const char *path,
@@ -111,6 +113,7 @@ struct lm__http {
   uv_poll_t poll;
   uv_timer_t timer; /* MHD's own timeouts */
   uv_timer_t block; /* blocking queries: the view's index, their waits */
+  uv_timer_t sweep; /* suspended connections whose client has gone */
   int open;         /* handles not yet closed */
   int closing;
   uint64_t next_id;
@@ -118,6 +121,7 @@ struct lm__http {
   size_t nblocked;
   int read_only;
   int has_token;
+  int resumed; /* a connection was resumed since the last run */
   uint8_t token_hash[crypto_generichash_BYTES];
   char *tls_cert, *tls_key;
   char addr[80];
@@ -214,6 +218,7 @@ static void resume(req_t *r) {
     return;
   r->suspended = 0;
   MHD_resume_connection(r->c);
+  r->h->resumed = 1;
   kick(r->h);
 }
 
@@ -483,6 +488,34 @@ static void on_block(uv_timer_t *t) {
   }
   if (!h->nblocked)
     uv_timer_stop(&h->block);
+}
+
+/* A suspended connection (an idle watch, a blocking query) is off MHD's
+ * loop, so a client that hangs up would hold its slot and its watch until
+ * the next event. A peek at each socket finds them: EOF or an error ends
+ * the stream (or answers the query at once, into the closed socket). */
+static void on_sweep(uv_timer_t *t) {
+  lm__http_t *h = t->data;
+  for (req_t *r = h->reqs, *next; r; r = next) {
+    next = r->next;
+    if (!r->suspended)
+      continue;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    ssize_t k = ci ? recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : 1;
+    if (k > 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                            errno == EINTR)))
+      continue;
+    if (r->blocked) {
+      r->blocked = 0;
+      h->nblocked--;
+      send_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "gone");
+    } else {
+      r->cut = 1;
+    }
+    resume(r);
+  }
 }
 
 /* ---- building the command's request ---- */
@@ -797,7 +830,16 @@ static void on_timer(uv_timer_t *t);
 static void run_mhd(lm__http_t *h) {
   if (h->closing || !h->d)
     return;
-  MHD_run(h->d);
+  /* A resumed connection is taken back in one run and its answer or line
+   * (produced at the end of that run) written in the next: without the
+   * second run it would wait for the next event, however late. */
+  for (int i = 0; i < 3; i++) {
+    int again = h->resumed;
+    h->resumed = 0;
+    MHD_run(h->d);
+    if (!again && !h->resumed)
+      break;
+  }
   MHD_UNSIGNED_LONG_LONG to;
   if (MHD_get_timeout(h->d, &to) == MHD_YES)
     uv_timer_start(&h->timer, on_timer, (uint64_t)to, 0);
@@ -984,8 +1026,10 @@ int lm__http_start(agent_t *a, char *err, size_t cap) {
   h->poll.data = h;
   uv_timer_init(h->loop, &h->timer);
   uv_timer_init(h->loop, &h->block);
-  h->timer.data = h->block.data = h;
-  h->open = 3;
+  uv_timer_init(h->loop, &h->sweep);
+  h->timer.data = h->block.data = h->sweep.data = h;
+  h->open = 4;
+  uv_timer_start(&h->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   uv_poll_start(&h->poll, UV_READABLE, on_poll);
   run_mhd(h);
   a->http = h;
@@ -1026,4 +1070,5 @@ void lm__http_close(lm__http_t *h) {
   uv_close((uv_handle_t *)&h->poll, handle_closed);
   uv_close((uv_handle_t *)&h->timer, handle_closed);
   uv_close((uv_handle_t *)&h->block, handle_closed);
+  uv_close((uv_handle_t *)&h->sweep, handle_closed);
 }
