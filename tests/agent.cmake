@@ -48,3 +48,9 @@ add_test(NAME test_probes_cli
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_probes.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_probes_cli PROPERTIES TIMEOUT 240 LABELS "agent;slow")
 set_tests_properties(test_probes_cli PROPERTIES SKIP_RETURN_CODE 77)
+
+# The HTTP API end to end: real agents, real curl; every endpoint against
+# the CLI's answers, bad requests, limits, stalled clients.
+add_test(NAME test_http
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_http.sh $<TARGET_FILE:livemesh>)
+set_tests_properties(test_http PROPERTIES TIMEOUT 240 LABELS "agent;slow")

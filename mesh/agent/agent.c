@@ -33,6 +33,7 @@
 #include "control.h"
 #include "probes.h"
 #include "sdnotify.h"
+#include "http.h"
 #include "trust.h"
 
 #define LEAVE_GUARD_MS 3500 /* the runtime gives up on a leave after 3 s */
@@ -420,9 +421,9 @@ static void on_ctl_closed(void *ud) { (void)ud; }
 
 static void reply_waiters(agent_t *a, json_t *resp_template) {
   for (size_t i = 0; i < a->nwaiters; i++) {
-    if (a->ctl)
-      lm__ctl_reply(a->ctl, a->waiters[i].conn, a->waiters[i].id,
-                    json_deep_copy(resp_template));
+    if (resp_template)
+      a->waiters[i].to.ops->answer(&a->waiters[i].to,
+                                   json_deep_copy(resp_template));
     json_decref(a->waiters[i].id);
   }
   free(a->waiters);
@@ -455,6 +456,11 @@ static void finish_stop(agent_t *a, int leave_status) {
   }
   lm__probes_close(a->probes);
   a->probes = NULL;
+  if (a->http) {
+    lm__http_t *h = a->http;
+    a->http = NULL;
+    lm__http_close(h);
+  }
   if (a->handles_ready) {
     a->handles_ready = 0;
     uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
@@ -687,7 +693,9 @@ static void on_signal(uv_signal_t *s, int signum) {
 /* Every request goes through the one command table (commands.c). */
 static void on_request(lm__ctl_server_t *srv, uint64_t conn, json_t *req,
                        void *ud) {
-  lm__reply_to_t to = {srv, conn, json_object_get(req, "id")};
+  (void)srv;
+  lm__reply_to_t to = {&lm__ctl_reply_ops, ud, conn,
+                       json_object_get(req, "id")};
   lm__commands_dispatch(ud, req, &to);
 }
 
@@ -832,6 +840,10 @@ int lm__cmd_agent(int argc, char **argv) {
   sodium_memzero(a.secret, sizeof a.secret);
   if (rc)
     goto fail_loop;
+  if (a.cfg.http && lm__http_start(&a, err, sizeof err)) {
+    code = LM__EXIT_USAGE;
+    goto fail_loop;
+  }
   uv_signal_init(&a.loop, &a.sig_term);
   uv_signal_init(&a.loop, &a.sig_int);
   uv_signal_init(&a.loop, &a.sig_hup);
@@ -857,9 +869,6 @@ int lm__cmd_agent(int argc, char **argv) {
          lm_strerror(rc));
   lm__agent_services_start(&a);
   lm__agent_snapshot_start(&a);
-  if (a.cfg.http)
-    alog(&a, LM_LOG_WARN, "--http %s: the HTTP API is not served yet (a later "
-         "version); nothing listens there", a.cfg.http);
   if (a.cfg.bridge_etcd.n)
     alog(&a, LM_LOG_WARN, "--bridge-etcd: the etcd bridge is not available "
          "yet; ignoring %zu endpoint(s)", a.cfg.bridge_etcd.n);

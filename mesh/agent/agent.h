@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "commands.h"
 #include "config.h"
 #include "control.h"
 #include "sdnotify.h"
@@ -28,12 +29,13 @@ typedef struct lm__ephemeral {
   uint8_t uuid[LM_UUID_LEN];
 } lm__ephemeral_t;
 
-/* A watch streamed on a connection of the control socket. Events that the
+/* A watch streamed on a connection (control socket or HTTP). Events that the
  * node delivers before the watch's own answer is sent (the initial state)
  * wait in `pending`, so the answer always comes first. */
 typedef struct lm__watcher {
   lm__agent_t *agent;
   uint64_t conn;
+  lm__reply_to_t to; /* where its lines go (id: NULL) */
   uint64_t watch_id;
   int ready;
   json_t *pending; /* array of event objects, until ready */
@@ -44,6 +46,7 @@ typedef struct lm__watcher {
 typedef struct waiter {
   uint64_t conn;
   json_t *id;
+  lm__reply_to_t to; /* to.id is `id`, owned */
 } waiter_t;
 
 struct lm__agent {
@@ -63,6 +66,7 @@ struct lm__agent {
   int lock_fd;
   lm_node_t *node;
   lm__ctl_server_t *ctl;
+  struct lm__http *http; /* the HTTP API (http.c), NULL without --http */
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t leave_guard;
   lm__sdnotify_t sd; /* systemd notifications (sdnotify.c) */

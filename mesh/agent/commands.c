@@ -203,7 +203,10 @@ static int cmd_leave(agent_t *a, const json_t *req, const lm__reply_to_t *to,
   }
   a->waiters = w;
   w[a->nwaiters].conn = to->conn;
-  w[a->nwaiters++].id = to->id ? json_incref(to->id) : NULL;
+  w[a->nwaiters].id = to->id ? json_incref(to->id) : NULL;
+  w[a->nwaiters].to = *to;
+  w[a->nwaiters].to.id = w[a->nwaiters].id;
+  a->nwaiters++;
   if (!a->stopping)
     lm__agent_begin_stop(a, "leave requested on the control socket");
   return LM__CMD_LATER;
@@ -478,10 +481,8 @@ static void on_watch_event(lm_node_t *node, const lm_watch_event_t *ev,
     return;
   if (!w->ready)
     json_array_append_new(w->pending, line);
-  else if (w->agent->ctl)
-    lm__ctl_reply(w->agent->ctl, w->conn, NULL, line);
   else
-    json_decref(line);
+    w->to.ops->line(&w->to, line);
 }
 
 static int cmd_watch(agent_t *a, const json_t *req, const lm__reply_to_t *to,
@@ -516,6 +517,8 @@ static int cmd_watch(agent_t *a, const json_t *req, const lm__reply_to_t *to,
   }
   w->agent = a;
   w->conn = to->conn;
+  w->to = *to;
+  w->to.id = NULL;
   int rc = lm_node_watch(a->node, &f, on_watch_event, w, &w->watch_id);
   if (rc) {
     json_decref(w->pending);
@@ -527,15 +530,14 @@ static int cmd_watch(agent_t *a, const json_t *req, const lm__reply_to_t *to,
   a->watchers = w;
   /* the answer first, then the initial state gathered meanwhile, then
    * the transitions as they come */
-  lm__ctl_conn_stream(to->srv, to->conn);
-  lm__ctl_reply(to->srv, to->conn, to->id,
-                json_pack("{s:b, s:I}", "ok", 1, "watch",
-                          (json_int_t)w->watch_id));
+  to->ops->stream(to);
+  to->ops->answer(to, json_pack("{s:b, s:I}", "ok", 1, "watch",
+                                (json_int_t)w->watch_id));
   w->ready = 1;
   size_t i;
   json_t *line;
   json_array_foreach(w->pending, i, line)
-    lm__ctl_reply(to->srv, to->conn, NULL, json_incref(line));
+    to->ops->line(to, json_incref(line));
   json_decref(w->pending);
   w->pending = NULL;
   return LM__CMD_LATER;
@@ -552,6 +554,12 @@ static int cmd_register(agent_t *a, const json_t *req,
   char msg[512], u[LM_UUID_STRLEN + 1] = "";
   if (lm__spec_from_json(req, &sb, &eph, msg, sizeof msg))
     return refuse(resp, "invalid", "%s", msg);
+  if (eph && !(to->ops->flags & LM__REPLY_LASTS)) {
+    lm__spec_buf_free(&sb);
+    return refuse(resp, "invalid", "field \"ephemeral\": this request's "
+                  "connection ends with its answer, so nothing could keep "
+                  "an ephemeral service alive (use the control socket)");
+  }
   if (node_gone(a, resp)) {
     lm__spec_buf_free(&sb);
     return LM__CMD_DONE;
@@ -795,6 +803,45 @@ void lm__command_names(char *out, size_t cap) {
   }
 }
 
+/* ---- the control socket's replies ---- */
+
+static int ctl_answer(const lm__reply_to_t *to, json_t *resp) {
+  agent_t *a = to->ud;
+  if (!a->ctl) {
+    json_decref(resp);
+    return -1;
+  }
+  return lm__ctl_reply(a->ctl, to->conn, to->id, resp);
+}
+
+static int ctl_stream(const lm__reply_to_t *to) {
+  agent_t *a = to->ud;
+  return a->ctl ? lm__ctl_conn_stream(a->ctl, to->conn) : -1;
+}
+
+static int ctl_line(const lm__reply_to_t *to, json_t *line) {
+  agent_t *a = to->ud;
+  if (!a->ctl) {
+    json_decref(line);
+    return -1;
+  }
+  return lm__ctl_reply(a->ctl, to->conn, NULL, line);
+}
+
+static int ctl_alive(const lm__reply_to_t *to) {
+  return ((agent_t *)to->ud)->ctl != NULL;
+}
+
+const lm__reply_ops_t lm__ctl_reply_ops = {ctl_answer, ctl_stream, ctl_line,
+                                           ctl_alive, LM__REPLY_LASTS};
+
+static void refusal(const lm__reply_to_t *to, const char *msg,
+                    const char *code) {
+  to->ops->answer(to, code ? json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
+                                       msg, "code", code)
+                           : json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
 void lm__commands_dispatch(agent_t *a, const json_t *req,
                            const lm__reply_to_t *to) {
   char names[512], err[768];
@@ -802,21 +849,21 @@ void lm__commands_dispatch(agent_t *a, const json_t *req,
   const char *cmd = json_string_value(json_object_get(req, "cmd"));
   if (!cmd) {
     errf(err, sizeof err, "missing \"cmd\" (a string: %s)", names);
-    lm__ctl_reply_refusal(to->srv, to->conn, to->id, err, "invalid");
+    refusal(to, err, "invalid");
     return;
   }
   const lm__command_t *c = lm__command_find(cmd);
   if (!c) {
     errf(err, sizeof err, "unknown command \"%.64s\" (known: %s)", cmd,
          names);
-    lm__ctl_reply_refusal(to->srv, to->conn, to->id, err, "invalid");
+    refusal(to, err, "invalid");
     return;
   }
   json_t *resp = NULL;
   err[0] = 0;
   int rc = c->run(a, req, to, &resp, err, sizeof err);
   if (rc == LM__CMD_DONE)
-    lm__ctl_reply(to->srv, to->conn, to->id, resp);
+    to->ops->answer(to, resp);
   else if (rc == LM__CMD_FAILED)
-    lm__ctl_reply_error(to->srv, to->conn, to->id, err);
+    refusal(to, err, NULL);
 }

@@ -19,15 +19,44 @@
 
 typedef struct lm__agent lm__agent_t;
 
-/* Where an answer goes: a connection of the control socket. */
-typedef struct lm__reply_to {
-  lm__ctl_server_t *srv;
-  uint64_t conn;
-  json_t *id; /* the request's "id", borrowed; echoed in the answer */
-} lm__reply_to_t;
+/* Where an answer goes, whatever the transport: the control socket
+ * (lm__ctl_reply_ops, below) or HTTP (http.c). Handlers never see the
+ * transport; they answer through these, so the two cannot disagree. */
+typedef struct lm__reply_to lm__reply_to_t;
+typedef struct lm__reply_ops {
+  /* The final answer, a control-socket object ({"ok":true,...} or
+   * {"ok":false,"error":...,"code":...}); `resp` is stolen. Returns 0, or
+   * -1 when the peer is gone (the answer is dropped). */
+  int (*answer)(const lm__reply_to_t *to, json_t *resp);
+  /* From now on the request carries a stream of lines (a watch): called
+   * before its answer. 0, or -1 when the peer is gone. */
+  int (*stream)(const lm__reply_to_t *to);
+  /* One line of the stream (reference stolen); 0, or -1 when gone. */
+  int (*line)(const lm__reply_to_t *to, json_t *line);
+  /* 1 while the peer is still there. */
+  int (*alive)(const lm__reply_to_t *to);
+  unsigned flags; /* LM__REPLY_* */
+} lm__reply_ops_t;
 
 enum {
-  LM__CMD_WRITES = 1 << 0, /* changes the agent's state (HTTP: POST only) */
+  /* the connection outlives its answers (the control socket): an
+   * ephemeral registration can be tied to it */
+  LM__REPLY_LASTS = 1 << 0,
+};
+
+struct lm__reply_to {
+  const lm__reply_ops_t *ops;
+  void *ud;      /* the transport's: the agent (control socket), the server */
+  uint64_t conn; /* the connection; ids never collide across transports */
+  json_t *id;    /* the request's "id", borrowed; echoed in the answer */
+};
+
+/* The control socket's: `ud` is the agent (its current a->ctl answers). */
+extern const lm__reply_ops_t lm__ctl_reply_ops;
+
+enum {
+  LM__CMD_WRITES = 1 << 0, /* changes the agent's state (HTTP: PUT/DELETE,
+                              refused by --http-read-only) */
 };
 
 /* What a handler returns. */

@@ -84,7 +84,26 @@ static const opt_t OPTS[] = {
     {"socket-group", "socket_group", T_STR, F(socket_group), 0, 0, "GROUP",
      "make the control socket 0660 and owned by this group", 0},
     {"http", "http", T_ADDR, F(http), 0, 0, "HOST:PORT",
-     "HTTP API address (not served yet)", 0},
+     "serve the HTTP API there (an empty host is 127.0.0.1; loopback only "
+     "unless --http-allow-remote)", 0},
+    {"http-max-conns", "http_max_conns", T_U32, F(http_max_conns), 1, 65536,
+     "N", "HTTP connections at once, watches and blocking queries included "
+     "(default 256)", 0},
+    {"http-idle-timeout-s", "http_idle_timeout_s", T_U32,
+     F(http_idle_timeout_s), 1, 3600, "S",
+     "cut an HTTP connection silent this long (default 30)", 0},
+    {"http-read-only", "http_read_only", T_BOOL, F(http_read_only), 0, 0,
+     NULL, "turn the HTTP write endpoints off (403)", 0},
+    {"http-token", "http_token", T_PATH, F(http_token), 0, 0, "FILE",
+     "HTTP writes need \"Authorization: Bearer TOKEN\", TOKEN the file's "
+     "one line", 0},
+    {"http-allow-remote", "http_allow_remote", T_BOOL, F(http_allow_remote),
+     0, 0, NULL, "allow --http on an address beyond loopback", 0},
+    {"http-tls-cert", "http_tls_cert", T_PATH, F(http_tls_cert), 0, 0,
+     "FILE", "serve HTTPS with this PEM certificate (with --http-tls-key)",
+     0},
+    {"http-tls-key", "http_tls_key", T_PATH, F(http_tls_key), 0, 0, "FILE",
+     "the PEM private key of --http-tls-cert", 0},
     {"cluster-key", "cluster_keys", T_PATHLIST, F(cluster_keys), 0, 0, "FILE",
      "trusted cluster public key (cluster.pub); repeat while rotating "
      "(default DATA_DIR/cluster.pub if present)", 0},

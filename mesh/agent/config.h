@@ -45,6 +45,10 @@ typedef struct lm__config {
   char *socket;
   char *socket_group;
   char *http;
+  /* the HTTP API (http.c): see docs/agent.md */
+  uint32_t http_max_conns, http_idle_timeout_s; /* 0: defaults */
+  int http_read_only, http_allow_remote;
+  char *http_token, *http_tls_cert, *http_tls_key;
   lm__strlist_t cluster_keys;
   char *node_key;
   char *node_cert;

@@ -91,6 +91,7 @@ typedef struct settings {
   uint32_t members;
   int members_set;
   const char *socket;
+  const char *http;
   uint64_t lookups;
 } settings_t;
 
@@ -128,13 +129,15 @@ static void usage(FILE *f) {
       "  -h, --help\n"
       "\n"
       "   or: livemesh-bench --lookup [--members M] [--services K] [--lookups N]\n"
-      "                      [--socket PATH] [--seed X] [-o json|text]\n"
+      "                      [--socket PATH] [--http HOST:PORT] [--seed X] [-o json|text]\n"
       "Times lm_node_is_up over a view of M members with K services each,\n"
       "built inside one node, and lm_client_is_up against the agent at PATH.\n"
       "  --members M            members in the view (default 10000)\n"
       "  --services K           services per member (default 10)\n"
       "  --lookups N            timed lookups (default 1048576, at least 64)\n"
-      "  --socket PATH          a running `livemesh agent`'s control socket\n",
+      "  --socket PATH          a running `livemesh agent`'s control socket\n"
+      "  --http HOST:PORT       a running agent's HTTP API: GET /v1/is-up on one\n"
+      "                         keep-alive connection (libcurl, handle reused)\n",
       f);
 }
 
@@ -155,7 +158,7 @@ enum {
   OPT_LOOKUP,
   OPT_MEMBERS,
   OPT_SOCKET,
-  OPT_LOOKUPS
+  OPT_LOOKUPS, OPT_HTTP
 };
 
 static void parse_args(int argc, char **argv, settings_t *st) {
@@ -177,6 +180,7 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       {"members", required_argument, NULL, OPT_MEMBERS},
       {"socket", required_argument, NULL, OPT_SOCKET},
       {"lookups", required_argument, NULL, OPT_LOOKUPS},
+      {"http", required_argument, NULL, OPT_HTTP},
       {"output", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -275,6 +279,11 @@ static void parse_args(int argc, char **argv, settings_t *st) {
         die_usage("--socket: expected a path");
       st->socket = optarg;
       break;
+    case OPT_HTTP:
+      if (!*optarg || !strchr(optarg, ':'))
+        die_usage("--http: expected HOST:PORT, got '%s'", optarg);
+      st->http = optarg;
+      break;
     case OPT_LOOKUPS:
       if (lm_parse_u64(&st->lookups, optarg) != 0 || st->lookups < 64 ||
           st->lookups > 100000000)
@@ -308,8 +317,8 @@ static void parse_args(int argc, char **argv, settings_t *st) {
 #endif
     return;
   }
-  if (st->members_set || st->socket || st->lookups)
-    die_usage("--members, --socket and --lookups go with --lookup");
+  if (st->members_set || st->socket || st->lookups || st->http)
+    die_usage("--members, --socket, --http and --lookups go with --lookup");
   if (st->services && st->kill)
     die_usage("--services and --kill: measure one at a time (the flips "
               "would count a crashed node's services as never seen)");
@@ -1308,6 +1317,7 @@ int main(int argc, char **argv) {
                                  .lookups = st.lookups ? st.lookups : 1048576,
                                  .seed = st.seed,
                                  .socket = st.socket,
+                                 .http = st.http,
                                  .client_calls = 20000,
                                  .json = st.json};
     return lm_bench_lookup(&lo);

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "lookup.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <livemesh/client.h>
 #include <livemesh/livemesh.h>
@@ -148,6 +149,20 @@ static void build_view(lm_store_t *store, const lm_bench_lookup_opts_t *o,
     free(body);
   }
   free(svcs);
+}
+
+typedef struct http_body {
+  char buf[4096];
+  size_t len;
+} http_body_t;
+
+static size_t http_write(char *p, size_t sz, size_t n, void *ud) {
+  http_body_t *b = ud;
+  size_t k = sz * n;
+  size_t room = sizeof b->buf - b->len;
+  memcpy(b->buf + b->len, p, k < room ? k : room);
+  b->len += k < room ? k : room;
+  return k;
 }
 
 int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
@@ -320,6 +335,52 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
 #endif
   }
 
+  /* HTTP: GET /v1/is-up on one keep-alive connection, the easy handle
+   * reused so libcurl keeps the connection. */
+  json_t *http = json_null();
+  uint64_t http_found = 0, http_connects = 0;
+  if (o->http) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL *e = curl_easy_init();
+    http_body_t hb = {0};
+    if (!e)
+      die("curl_easy_init failed");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &hb);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    uint32_t calls = o->client_calls;
+    int64_t *hs = malloc(calls * sizeof *hs);
+    if (!hs)
+      die("out of memory");
+    char url[512];
+    for (uint32_t i = 0; i < CLIENT_WARMUP + calls; i++) {
+      const key_t_ *k = &keys[i % L];
+      snprintf(url, sizeof url, "http://%s/v1/is-up?type=%s&host=%s",
+               o->http, k->type, k->host);
+      curl_easy_setopt(e, CURLOPT_URL, url);
+      hb.len = 0;
+      int64_t t0 = mono_ns();
+      CURLcode cc = curl_easy_perform(e);
+      int64_t t1 = mono_ns();
+      long code = 0;
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+      if (cc != CURLE_OK || code != 200)
+        die("GET %s: %s (status %ld)", url, curl_easy_strerror(cc), code);
+      if (i >= CLIENT_WARMUP) {
+        hs[i - CLIENT_WARMUP] = t1 - t0;
+        http_found += hb.len > 0 && memmem(hb.buf, hb.len, "\"status\":\"unknown\"",
+                                           19) == NULL;
+      }
+    }
+    long nc = 0;
+    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nc);
+    http_connects = (uint64_t)nc;
+    curl_easy_cleanup(e);
+    curl_global_cleanup();
+    http = dist_json(hs, calls, 1000.0);
+    free(hs);
+  }
+
   json_t *out = json_object();
   json_object_set_new(out, "mode", json_string("lookup"));
   json_object_set_new(out, "seed", json_integer((json_int_t)o->seed));
@@ -347,6 +408,14 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
     json_object_set_new(out, "client_calls", json_integer(o->client_calls));
     json_object_set_new(out, "client_found", json_integer((json_int_t)client_found));
   }
+  json_object_set_new(out, "http_is_up_us", http);
+  if (o->http) {
+    json_object_set_new(out, "http_calls", json_integer(o->client_calls));
+    json_object_set_new(out, "http_found", json_integer((json_int_t)http_found));
+    /* connections opened by the last call: 0 means it reused the one */
+    json_object_set_new(out, "http_last_connects",
+                        json_integer((json_int_t)http_connects));
+  }
   json_object_set_new(out, "max_rss_mib", lm_report_real3(lm_report_max_rss_mib()));
   if (o->json) {
     lm_report_json_print(PROG, out);
@@ -368,6 +437,11 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
              o->socket, o->client_calls,
              json_real_value(json_object_get(client, "p50")),
              json_real_value(json_object_get(client, "p99")));
+    if (o->http)
+      printf("GET /v1/is-up over http://%s (keep-alive), %u calls: p50 %.1f us, "
+             "p99 %.1f us\n", o->http, o->client_calls,
+             json_real_value(json_object_get(http, "p50")),
+             json_real_value(json_object_get(http, "p99")));
     json_decref(out);
   }
   fflush(stdout);

@@ -22,6 +22,7 @@ typedef struct lm_bench_lookup_opts {
   uint64_t lookups;   /* timed lm_node_is_up calls (a multiple of the batch) */
   uint64_t seed;      /* picks the keys */
   const char *socket; /* NULL: no client figures */
+  const char *http;   /* HOST:PORT of an agent's HTTP API, or NULL */
   uint32_t client_calls;
   int json;
 } lm_bench_lookup_opts_t;
