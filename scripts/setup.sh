@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config
   libmsgpack-dev libuv1-dev libsodium-dev libjansson-dev
-  libcurl4-openssl-dev libmicrohttpd-dev curl
+  libcurl4-openssl-dev libmicrohttpd-dev curl openssl
   libcmocka-dev clang libclang-rt-14-dev
   iproute2 nftables procps python3
   prometheus

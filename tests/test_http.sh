@@ -9,7 +9,8 @@
 # a non-loopback address refused; the probes (/readyz, /livez, the Flask
 # heartbeat shapes) and /metrics through promtool, readiness following a
 # failing check, /livez after a stopped loop; 1,000 keep-alive is-up requests on one
-# connection; and 100 stalled connections that neither delay the failure
+# connection; a watch reader that stops reading cut off; HTTPS with a
+# certificate curl verifies; and 100 stalled connections that neither delay the failure
 # detector (a kill -9'ed peer is still dead within 15 s) nor stay open past
 # the idle timeout. Outcomes are read from JSON and status codes.
 set -u
@@ -384,6 +385,61 @@ secs=$(python3 -c "print(round($t1-$t0,1))")
 wait "$SP"
 if grep -q '^closed 100 of 100' "$T/stall.out"; then ok "the stalled connections were cut off ($(cat "$T/stall.out"); idle timeout 3 s)"; else bad "stalled connections: $(cat "$T/stall.out")"; fi
 req GET /v1/members; status 200 "the API still answers"
+
+echo "# a watch reader that stops reading is cut off"
+FLAP=$("$BIN" register "${S[@]}" --type flap --ttl 1h)
+cat >"$T/reader.py" <<'PYEOF'
+import os, socket, sys, time
+port, state, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /v1/watch?type=flap HTTP/1.1\r\nHost: x\r\n\r\n")
+first = s.recv(4096)
+open(state, "w").write("reading stopped\n")
+while not os.path.exists(go):  # read nothing meanwhile
+    time.sleep(0.1)
+# now drain: a connection that was cut off ends (EOF); one still open
+# leaves us waiting
+s.settimeout(20)
+total = len(first)
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            print("eof after", total, "bytes")
+            break
+        total += len(b)
+except socket.timeout:
+    print("still open after", total, "bytes")
+PYEOF
+python3 "$T/reader.py" "$P1" "$T/reader.state" "$T/reader.go" >"$T/reader.out" 2>&1 &
+RP=$!
+for _ in $(seq 50); do [ -s "$T/reader.state" ] && break; sleep 0.1; done
+for _ in $(seq 15000); do
+  printf 'url = "%s"\nrequest = "PUT"\noutput = "/dev/null"\n' "$URL/v1/services/$FLAP/fail"
+  printf 'url = "%s"\nrequest = "PUT"\noutput = "/dev/null"\n' "$URL/v1/services/$FLAP/pass"
+done >"$T/flood"
+curl -s -K "$T/flood" -w '%{http_code}\n' >"$T/flood.out"
+[ "$(grep -c '^200$' "$T/flood.out")" = 30000 ] && ok "30,000 status flips over HTTP (each one event for the watcher)" || bad "flood: $(sort "$T/flood.out" | uniq -c | head)"
+touch "$T/reader.go"
+wait "$RP"
+grep -q '^eof after' "$T/reader.out" && ok "the watcher that stopped reading was cut off ($(cat "$T/reader.out"))" || bad "stalled watcher: $(cat "$T/reader.out")"
+req GET /livez; status 200 "the agent stayed live through it"
+req GET "/v1/is-up?uuid=$FLAP"; status 200 "and still answers"
+
+echo "# TLS"
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" \
+     -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1; then
+  P6=$(free_port)
+  start_agent n4 "$T/d6" "$T/a6.sock" --http "127.0.0.1:$P6" --http-tls-cert "$T/tls.crt" --http-tls-key "$T/tls.key"
+  code=$(curl -s --cacert "$T/tls.crt" -o "$T/body" -w '%{http_code}' "https://127.0.0.1:$P6/v1/members")
+  [ "$code" = 200 ] && ok "HTTPS with --http-tls-cert/--http-tls-key (curl verifies the certificate)" || bad "HTTPS: $code $(tail -3 "$T/n4.log")"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P6/v1/members")
+  [ "$code" != 200 ] && ok "plain HTTP refused on the TLS port ($code)" || bad "plain HTTP answered on the TLS port"
+else
+  bad "openssl could not make a test certificate"
+fi
 
 echo "# stop"
 kill -TERM "$A1"
