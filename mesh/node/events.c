@@ -21,8 +21,7 @@ void lm__to_member(lm_node_t *n, const swim_member_t *m, lm_member_t *out) {
   out->status = (lm_status_t)m->status;
   out->generation = m->inc.gen;
   out->version = m->inc.ver;
-  uint64_t now = lm__now_ms(n);
-  out->since_ms = lm__node_unix_ms() - (int64_t)(now > m->since ? now - m->since : 0);
+  out->since_ms = lm__core_to_unix_ms(n, m->since);
   out->is_self = m->is_self;
 }
 

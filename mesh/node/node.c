@@ -549,6 +549,8 @@ int lm_node_start(lm_node_t *n) {
   cb.event = lm__core_event;
   cb.sign = lm__core_sign;
   cb.verify = lm__core_verify;
+  uv_update_time(n->loop);
+  n->unix_base_ms = lm__node_unix_ms() - (int64_t)lm__now_ms(n);
   if ((rc = swim_new(&n->core, &cfg, &cb, n, lm__now_ms(n)))) {
     lm__node_log(n, LM_LOG_ERROR, "cannot start the protocol: %s", swim_strerror(rc));
     goto fail;

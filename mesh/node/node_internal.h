@@ -95,6 +95,9 @@ struct lm_node {
   cmd_t *cmds, *cmds_tail;
   pid_t pid;
   volatile const uint8_t *fork_marker; /* see lm__forked */
+  /* unix ms at loop time 0, fixed at start, so a time the core gives is
+   * turned into the same unix time on every read */
+  int64_t unix_base_ms;
   int state;
   int open_handles;
 
@@ -169,6 +172,10 @@ static inline int lm__forked(const lm_node_t *n) {
   return n->fork_marker ? *n->fork_marker == 0 : getpid() != n->pid;
 }
 static inline uint64_t lm__now_ms(lm_node_t *n) { return uv_now(n->loop); }
+/* A time of the core (loop milliseconds) as unix milliseconds. */
+static inline int64_t lm__core_to_unix_ms(const lm_node_t *n, uint64_t t) {
+  return n->unix_base_ms + (int64_t)t;
+}
 /* Re-arms the core's timer from its next deadline. */
 void lm__rearm(lm_node_t *n);
 void lm__on_timer(uv_timer_t *t);

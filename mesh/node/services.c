@@ -697,8 +697,7 @@ void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev) {
   sm.status = (int)m.status;
   sm.gen = m.inc.gen;
   sm.ver = m.inc.ver;
-  uint64_t mono = uv_now(n->loop);
-  sm.since_ms = now - (int64_t)(mono > m.since ? mono - m.since : 0);
+  sm.since_ms = lm__core_to_unix_ms(n, m.since);
   sm.is_self = m.is_self;
   if (!m.is_self)
     lm__snap_member_change(n, m.id, sm.status, 0);
