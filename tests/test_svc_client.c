@@ -40,7 +40,8 @@ static void send_line(int fd, json_t *j) {
   char *s = json_dumps(j, JSON_COMPACT);
   size_t n = strlen(s);
   s[n] = '\n';
-  ssize_t k = write(fd, s, n + 1);
+  /* the client may have hung up (a watch it ended): no SIGPIPE for that */
+  ssize_t k = send(fd, s, n + 1, MSG_NOSIGNAL);
   (void)k;
   free(s);
   json_decref(j);
