@@ -7,85 +7,17 @@
 # processes it started (by PID) and its own temporary directory.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BIN=${1:?usage: test_cli.sh PATH/TO/livemesh}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-T=$(mktemp -d /tmp/lm-cli.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
+lm_init cli
 
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-
-# The caller's environment must not steer the agents under test.
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
-
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-
-# expect CODE DESC -- CMD...: runs CMD, output in $T/out and $T/err
-expect() {
-  local want=$1 desc=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok "$desc (exit $rc)"; else
-    bad "$desc: exit $rc, wanted $want"; sed 's/^/     | /' "$T/err" | head -5
-  fi
-}
-# has FILE PATTERN DESC: FILE matches the extended regex PATTERN
-has() {
-  if grep -Eq -- "$2" "$1"; then ok "$3"; else
-    bad "$3: no /$2/ in:"; sed 's/^/     | /' "$1" | head -8
-  fi
-}
+# mode_is FILE MODE: FILE has the octal permission bits MODE
 mode_is() {
   local m
   m=$(stat -c %a "$1" 2>/dev/null)
   if [ "$m" = "$2" ]; then ok "$1 has mode $2"; else bad "$1 has mode '$m', wanted $2"; fi
-}
-# json FILE PYTHON-EXPRESSION DESC: the expression over `j` (the parsed
-# FILE) must be true
-json() {
-  if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" 2>"$T/pyerr"; then
-    ok "$3"
-  else
-    bad "$3: ($2) is false for:"; head -c 600 "$1" | sed 's/^/     | /'; cat "$T/pyerr"
-  fi
-}
-
-# start_agent NAME DIR SOCK [FLAGS...]: background agent, PID in $APID
-start_agent() {
-  local name=$1 dir=$2 sock=$3
-  shift 3
-  "$BIN" agent --data-dir "$dir" --node-key "$T/$name/node.key" \
-    --cluster-key "$T/keys/cluster.pub" --bind 127.0.0.1:0 --socket "$sock" \
-    "$@" 2>>"$T/$name.log" &
-  APID=$!
-  PIDS+=("$APID")
-}
-# wait_ping SOCK: until the agent answers (5 s)
-wait_ping() {
-  for _ in $(seq 50); do
-    "$BIN" ping --socket "$1" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  return 1
-}
-# stop PID: SIGTERM, then the exit status in $RC (9 s at most)
-stop() {
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 90); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.1
-  done
-  wait "$1"
-  RC=$?
 }
 
 echo "# version and help"
@@ -375,9 +307,4 @@ else
 fi
 
 echo
-if [ "$FAILS" -eq 0 ]; then
-  echo "all $CHECKS checks passed"
-  exit 0
-fi
-echo "$FAILS of $CHECKS checks failed"
-exit 1
+summary

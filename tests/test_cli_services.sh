@@ -11,75 +11,30 @@
 # JSON (python3) and exit statuses, never from log wording alone.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BIN=${1:?usage: test_cli_services.sh PATH/TO/livemesh}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-T=$(mktemp -d /tmp/lm-svc.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
-
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
-
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-
-# expect CODE DESC -- CMD...: runs CMD, output in $T/out and $T/err
-expect() {
-  local want=$1 desc=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok "$desc (exit $rc)"; else
-    bad "$desc: exit $rc, wanted $want"; sed 's/^/     | /' "$T/err" "$T/out" | head -6
-  fi
-}
-has() {
-  if grep -Eq -- "$2" "$1"; then ok "$3"; else
-    bad "$3: no /$2/ in:"; sed 's/^/     | /' "$1" | head -8
-  fi
-}
-# json FILE PYTHON-EXPRESSION DESC: true for `j`, the parsed FILE
-json() {
-  if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" 2>"$T/pyerr"; then
-    ok "$3"
-  else
-    bad "$3: ($2) is false for:"; head -c 800 "$1" | sed 's/^/     | /'; cat "$T/pyerr"
-  fi
-}
+lm_init svc
 
 SOCK=$T/agent.sock
 S=(--socket "$SOCK")
 L=$T/agent.log
 
+# start_agent [FLAGS...]: the one agent (n1, $SOCK, $T/agent.json, log in
+# $L), this script's own: PID in $APID; 1 and a failed check if it does not
+# answer within 5 s
 start_agent() {
   "$BIN" agent --data-dir "$T/data" --node-key "$T/n1/node.key" \
     --cluster-key "$T/keys/cluster.pub" --bind 127.0.0.1:0 --socket "$SOCK" \
     --config "$T/agent.json" "$@" 2>>"$L" &
   APID=$!
   PIDS+=("$APID")
-  for _ in $(seq 50); do
-    "$BIN" ping "${S[@]}" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
+  wait_ping "$SOCK" && return 0
   bad "the agent did not answer within 5 s"; tail -5 "$L"
   return 1
 }
-stop_agent() {
-  kill -TERM "$APID" 2>/dev/null
-  for _ in $(seq 90); do
-    kill -0 "$APID" 2>/dev/null || break
-    sleep 0.1
-  done
-  wait "$APID"
-}
+stop_agent() { stop "$APID"; }
 # snapshot FILE: the services as (uuid, type, name, status) lines, sorted
 snapshot() {
   "$BIN" services "${S[@]}" -o json | python3 -c '
@@ -93,22 +48,6 @@ unchanged() {
   if cmp -s "$T/snap.before" "$T/snap.after"; then ok "$1: services unchanged"; else
     bad "$1: services changed"; diff "$T/snap.before" "$T/snap.after" | sed 's/^/     | /'
   fi
-}
-# sock_req JSON: one request on the control socket, the answer in $T/out
-sock_req() {
-  python3 - "$SOCK" "$1" >"$T/out" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while b"\n" not in buf:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(buf.split(b"\n")[0].decode())
-EOF
 }
 
 echo "# keys and the config file"
@@ -368,5 +307,4 @@ expect 0 "the agent runs" -- "$BIN" services "${S[@]}" -o json
 json "$T/out" 'sorted(s["name"] for s in j) == ["c1", "q1"]' "only the declared services"
 stop_agent
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+summary

@@ -11,35 +11,17 @@
 # it started (by PID) and its own temporary directory.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BUILD=${1:?usage: test_deb.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
-T=$(mktemp -d /tmp/lm-deb.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
-
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
+lm_init deb
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
-
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-has() { # FILE PATTERN DESC
-  if grep -Eq -- "$2" "$1"; then ok "$3"; else
-    bad "$3: no /$2/ in:"; sed 's/^/     | /' "$1" | head -20
-  fi
-}
 
 echo "# cpack -G DEB (from $BUILD)"
 if ! (cd "$T" && cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$T/pkg") >"$T/cpack.log" 2>&1; then
   bad "cpack fails"; tail -20 "$T/cpack.log"
-  echo "$((CHECKS - FAILS)) passed, $FAILS failed"
+  summary
   exit 1
 fi
 DEB=$(ls "$T"/pkg/livemesh_*.deb 2>/dev/null | head -1)
@@ -100,6 +82,7 @@ if "$R/usr/bin/livemesh" agent --config "$R/etc/livemesh/livemesh.json" --print-
 else bad "default config refused: $(cat "$T/err")"; fi
 
 L=$R/usr/bin/livemesh
+BIN=$L # wait_ping's binary
 "$L" keygen cluster --out "$T/keys" >/dev/null 2>"$T/err" &&
   "$L" keygen node --cluster-key "$T/keys/cluster.key" --name pkg1 --out "$T/pkg1" >/dev/null 2>>"$T/err" &&
   ok "keygen with the unpacked binary" || { bad "keygen fails"; cat "$T/err"; }
@@ -108,20 +91,12 @@ L=$R/usr/bin/livemesh
   2>"$T/agent.log" &
 A=$!
 PIDS+=("$A")
-up=0
-for _ in $(seq 50); do
-  "$L" ping --socket "$T/a.sock" >/dev/null 2>&1 && { up=1; break; }
-  sleep 0.1
-done
-[ $up = 1 ] && ok "the unpacked agent answers" || bad "the unpacked agent does not answer"
+wait_ping "$T/a.sock" && ok "the unpacked agent answers" || bad "the unpacked agent does not answer"
 "$L" members -o json --socket "$T/a.sock" >"$T/members.json" 2>"$T/err"
 if python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); sys.exit(0 if [(x["name"], x["status"]) for x in m] == [("pkg1", "alive")] else 1)' "$T/members.json" 2>/dev/null; then
   ok "livemesh members: pkg1 alive"
 else bad "livemesh members: $(cat "$T/members.json" "$T/err")"; fi
-kill -TERM "$A"
-for _ in $(seq 90); do kill -0 "$A" 2>/dev/null || break; sleep 0.1; done
-wait "$A"
-RC=$?
+stop "$A"
 [ $RC -eq 0 ] && ok "SIGTERM: the agent exits 0" || { bad "SIGTERM: exit $RC"; tail -5 "$T/agent.log"; }
 
 # the unit as installed, its ExecStart pointed at the unpacked binary, its
@@ -147,5 +122,4 @@ else bad "building against the package fails:"; cat "$T/err"; fi
 case $flags in *"$R"*) ok "pkg-config points into the unpacked root ($flags)" ;;
 *) bad "pkg-config flags do not point into the root: $flags" ;; esac
 
-echo "$((CHECKS - FAILS)) passed, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+summary

@@ -12,37 +12,17 @@
 # PID) and its own temporary directory.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BIN=${1:?usage: test_dist.sh PATH/TO/livemesh SOURCE_DIR}
 SRC=${2:?usage: test_dist.sh PATH/TO/livemesh SOURCE_DIR}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 SRC=$(cd "$SRC" && pwd)
 DIST=$SRC/mesh/agent/dist
 NOTIFY="python3 $SRC/tests/dist_notify.py"
-T=$(mktemp -d /tmp/lm-dist.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
-
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
+lm_init dist
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
 
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-# json FILE PYTHON-EXPRESSION DESC: the expression over `j` must be true
-json() {
-  if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" 2>"$T/pyerr"; then
-    ok "$3"
-  else
-    bad "$3: ($2) is false for:"; head -c 600 "$1" | sed 's/^/     | /'; cat "$T/pyerr"
-  fi
-}
 # empty FILE DESC: FILE has nothing in it (warnings, errors)
 empty() {
   if [ ! -s "$1" ]; then ok "$2"; else bad "$2:"; sed 's/^/     | /' "$1" | head -10; fi
@@ -166,18 +146,7 @@ listen() {
 start() {
   local name=$1
   shift
-  "$BIN" agent --data-dir "$T/$name/data" --node-key "$T/$name/node.key" \
-    --cluster-key "$T/keys/cluster.pub" --bind 127.0.0.1:0 \
-    --socket "$T/$name.sock" "$@" 2>>"$T/$name.log" &
-  APID=$!
-  PIDS+=("$APID")
-}
-# stop PID: SIGTERM, then the exit status in $RC
-stop() {
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 90); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  wait "$1"
-  RC=$?
+  start_agent "$name" "$T/$name/data" "$T/$name.sock" "$@"
 }
 
 WD_USEC=1000000
@@ -237,5 +206,4 @@ stop "$A2"
 [ "$RC" -eq 0 ] && ok "n2: exit 0 on SIGTERM" || bad "n2: exit $RC"
 kill -TERM "$L2" "$L3" 2>/dev/null; wait "$L2" "$L3" 2>/dev/null
 
-echo "$((CHECKS - FAILS)) passed, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+summary

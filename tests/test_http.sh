@@ -15,36 +15,12 @@
 # the idle timeout. Outcomes are read from JSON and status codes.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BIN=${1:?usage: test_http.sh PATH/TO/livemesh}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-T=$(mktemp -d /tmp/lm-http.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
+lm_init http
 
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
-
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-# json FILE PYTHON-EXPRESSION DESC: true for `j`, the parsed FILE
-json() {
-  if python3 -c 'import json,re,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" 2>"$T/pyerr"; then
-    ok "$3"
-  else
-    bad "$3: ($2) is false for:"; head -c 800 "$1" | sed 's/^/     | /'; cat "$T/pyerr"
-  fi
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # req METHOD PATH [curl args...]: status in $T/code, body in $T/body,
 # headers in $T/hdr
 req() {
@@ -64,21 +40,6 @@ error_names() {
 }
 hdr_index() { tr -d '\r' <"$T/hdr" | awk -F': ' 'tolower($1)=="x-livemesh-index"{print $2}'; }
 
-start_agent() { # NAME DATADIR SOCK [flags...]
-  local name=$1 dir=$2 sock=$3
-  shift 3
-  "$BIN" agent --data-dir "$dir" --node-key "$T/$name/node.key" \
-    --cluster-key "$T/keys/cluster.pub" --bind 127.0.0.1:0 --socket "$sock" "$@" 2>>"$T/$name.log" &
-  APID=$!
-  PIDS+=("$APID")
-  for _ in $(seq 50); do
-    "$BIN" ping --socket "$sock" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  bad "agent $name did not answer within 5 s"; tail -5 "$T/$name.log"
-  return 1
-}
-
 "$BIN" keygen cluster --out "$T/keys" >/dev/null
 for n in n1 n2 n3 n4 n5; do
   "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --name $n --out "$T/$n" >/dev/null
@@ -88,11 +49,11 @@ P1=$(free_port)
 URL=http://127.0.0.1:$P1
 S1=$T/a1.sock
 S=(--socket "$S1")
-start_agent n1 "$T/d1" "$S1" --http "127.0.0.1:$P1" --http-idle-timeout-s 3 || exit 1
+start_agent_up n1 "$T/d1" "$S1" --http "127.0.0.1:$P1" --http-idle-timeout-s 3 || exit 1
 A1=$APID
 "$BIN" members "${S[@]}" -o json >"$T/m.json"
 ADDR1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["addr"])' "$T/m.json")
-start_agent n2 "$T/d2" "$T/a2.sock" --join "$ADDR1" || exit 1
+start_agent_up n2 "$T/d2" "$T/a2.sock" --join "$ADDR1" || exit 1
 A2=$APID
 for _ in $(seq 50); do
   "$BIN" members "${S[@]}" -o json >"$T/m.json" 2>/dev/null
@@ -252,8 +213,8 @@ echo "# --http-read-only, --http-token, loopback only"
 P3=$(free_port); P4=$(free_port)
 printf 's3cret-token\n' >"$T/token"
 chmod 600 "$T/token"
-start_agent n3 "$T/d3" "$T/a3.sock" --http "127.0.0.1:$P3" --http-token "$T/token"
-start_agent n4 "$T/d4" "$T/a4.sock" --http ":$P4" --http-read-only
+start_agent_up n3 "$T/d3" "$T/a3.sock" --http "127.0.0.1:$P3" --http-token "$T/token"
+start_agent_up n4 "$T/d4" "$T/a4.sock" --http ":$P4" --http-read-only
 URL=http://127.0.0.1:$P3
 req PUT /v1/services -d '{"type":"x"}'; status 401 "a write without the token"
 tr -d '\r' <"$T/hdr" | grep -qi '^WWW-Authenticate: Bearer' && ok "401 carries WWW-Authenticate" || bad "no WWW-Authenticate"
@@ -336,7 +297,7 @@ done
 echo "# stalled clients do not delay probes"
 # a third member, so n1 is not cut off from every peer when n2 dies (a node
 # alone keeps its last view, marked stale, rather than calling it dead)
-start_agent n5 "$T/d5b" "$T/a5b.sock" --join "$ADDR1" || exit 1
+start_agent_up n5 "$T/d5b" "$T/a5b.sock" --join "$ADDR1" || exit 1
 for _ in $(seq 100); do
   "$BIN" members "${S[@]}" -o json >"$T/m.json" 2>/dev/null
   python3 -c 'import json,sys; sys.exit(0 if sorted(m["status"] for m in json.load(open(sys.argv[1])))==["alive"]*3 else 1)' "$T/m.json" && break
@@ -432,7 +393,7 @@ echo "# TLS"
 if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" \
      -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1; then
   P6=$(free_port)
-  start_agent n4 "$T/d6" "$T/a6.sock" --http "127.0.0.1:$P6" --http-tls-cert "$T/tls.crt" --http-tls-key "$T/tls.key"
+  start_agent_up n4 "$T/d6" "$T/a6.sock" --http "127.0.0.1:$P6" --http-tls-cert "$T/tls.crt" --http-tls-key "$T/tls.key"
   code=$(curl -s --cacert "$T/tls.crt" -o "$T/body" -w '%{http_code}' "https://127.0.0.1:$P6/v1/members")
   [ "$code" = 200 ] && ok "HTTPS with --http-tls-cert/--http-tls-key (curl verifies the certificate)" || bad "HTTPS: $code $(tail -3 "$T/n4.log")"
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P6/v1/members")
@@ -447,5 +408,4 @@ for _ in $(seq 50); do kill -0 "$A1" 2>/dev/null || break; sleep 0.1; done
 wait "$A1"; rc=$?
 [ $rc = 0 ] && ok "the agent with HTTP stops cleanly on SIGTERM (exit 0)" || bad "agent exit $rc after SIGTERM"
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+summary

@@ -13,50 +13,12 @@
 # statuses, never from log wording.
 set -u
 
+. "$(dirname "$0")/lib.sh"
+
 BIN=${1:?usage: test_probes.sh PATH/TO/livemesh}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-T=$(mktemp -d /tmp/lm-probes.XXXXXX)
-PIDS=()
-FAILS=0
-CHECKS=0
+lm_init probes
 
-cleanup() {
-  for p in "${PIDS[@]}"; do
-    kill -CONT "$p" 2>/dev/null
-    kill -9 "$p" 2>/dev/null
-  done
-  if [ -n "${LM_KEEP_TMP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-
-for v in $(env | grep -o '^LIVEMESH_[A-Z_]*'); do unset "$v"; done
-
-ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
-bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-
-# expect CODE DESC -- CMD...: runs CMD, output in $T/out and $T/err
-expect() {
-  local want=$1 desc=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok "$desc (exit $rc)"; else
-    bad "$desc: exit $rc, wanted $want"; sed 's/^/     | /' "$T/err" "$T/out" | head -12
-  fi
-}
-has() {
-  if grep -Eq -- "$2" "$1"; then ok "$3"; else
-    bad "$3: no /$2/ in:"; sed 's/^/     | /' "$1" | head -12
-  fi
-}
-# json FILE PYTHON-EXPRESSION DESC: true for `j`, the parsed FILE
-json() {
-  if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" 2>"$T/pyerr"; then
-    ok "$3"
-  else
-    bad "$3: ($2) is false for:"; head -c 1200 "$1" | sed 's/^/     | /'; cat "$T/pyerr"
-  fi
-}
 # until_exit CODE SECONDS CMD...: retries CMD until it exits CODE; 0 if it did
 until_exit() {
   local want=$1 secs=$2
@@ -73,23 +35,6 @@ until_exit() {
 SOCK=$T/agent.sock
 S=(--socket "$SOCK")
 L=$T/agent.log
-
-# sock_req JSON: one request on the control socket, the answer in $T/out
-sock_req() {
-  python3 - "$SOCK" "$1" >"$T/out" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while b"\n" not in buf:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(buf.split(b"\n")[0].decode())
-EOF
-}
 
 "$BIN" keygen cluster --out "$T/keys" >/dev/null
 "$BIN" keygen node --cluster-key "$T/keys/cluster.key" --name n1 --out "$T/n1" >/dev/null
@@ -109,10 +54,7 @@ has "$T/out" 'Exit status: 0 ready, 1 not ready' "the usage gives the exit statu
   --allow-exec-checks 2>>"$L" &
 APID=$!
 PIDS+=("$APID")
-for _ in $(seq 50); do
-  "$BIN" ping "${S[@]}" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ping "$SOCK"
 
 echo "# a lone agent"
 expect 0 "ready: a lone agent is ready" -- "$BIN" ready "${S[@]}"
@@ -224,7 +166,6 @@ kill -TERM "$APID"
 wait "$APID"
 expect 2 "live with the agent gone" -- "$BIN" live "${S[@]}"
 
-echo "$CHECKS checks, $FAILS failed"
-[ "$FAILS" -eq 0 ] || exit 1
+summary || exit 1
 [ "$SKIP" -eq 0 ] || exit 77
 exit 0
