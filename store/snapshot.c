@@ -1,12 +1,12 @@
 /*
  * snapshot.c: the snapshot format (snapshot.h).
  *
- * The reader is a cursor like svc_codec.c's: every read checks the bytes
- * left before it looks at them, a declared count must be backed by at
- * least one byte per element, and nothing is allocated. lm_snap_open runs
- * the member parser over the whole file once (validation), lm_snap_next
- * runs it again to hand members out, so a caller never acts on the first
- * member of a file whose tail is damaged.
+ * The reader is store/'s msgpack cursor (mp_read.h), as in svc_codec.c:
+ * every read checks the bytes left before it looks at them, a declared
+ * count must be backed by at least one byte per element, and nothing is
+ * allocated. lm_snap_open runs the member parser over the whole file once
+ * (validation), lm_snap_next runs it again to hand members out, so a
+ * caller never acts on the first member of a file whose tail is damaged.
  */
 #include "snapshot.h"
 
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mp_read.h"
 #include "svc_codec.h"
 
 #define MEMBER_FIELDS 10
@@ -32,158 +33,25 @@ const char *lm_snap_strerror(int err) {
   return lm_store_strerror(err);
 }
 
-/* ---- the cursor (the same contract as svc_codec.c's) ---- */
-
-typedef struct rd {
-  const uint8_t *p;
-  size_t len, off;
-} rd_t;
-
-static int need(const rd_t *r, uint64_t n) {
-  return n <= r->len - r->off ? 0 : LM_STORE_ETRUNC;
-}
-
-static int rd_be(rd_t *r, size_t n, uint64_t *v) {
-  if (need(r, n))
-    return LM_STORE_ETRUNC;
-  uint64_t x = 0;
-  for (size_t i = 0; i < n; i++)
-    x = (x << 8) | r->p[r->off + i];
-  r->off += n;
-  *v = x;
-  return 0;
-}
-
-static int rd_head(rd_t *r, uint8_t *t) {
-  if (need(r, 1))
-    return LM_STORE_ETRUNC;
-  *t = r->p[r->off++];
-  return 0;
-}
-
-/* Any msgpack integer, as a signed 64-bit value. */
-static int rd_int(rd_t *r, int64_t *v) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (t <= 0x7f) {
-    *v = t;
-    return 0;
-  }
-  if (t >= 0xe0) {
-    *v = (int8_t)t;
-    return 0;
-  }
-  if (t >= 0xcc && t <= 0xcf) {
-    if ((rc = rd_be(r, (size_t)1 << (t - 0xcc), &x)))
-      return rc;
-    if (x > INT64_MAX)
-      return LM_STORE_EMALFORMED;
-    *v = (int64_t)x;
-    return 0;
-  }
-  if (t >= 0xd0 && t <= 0xd3) {
-    size_t n = (size_t)1 << (t - 0xd0);
-    if ((rc = rd_be(r, n, &x)))
-      return rc;
-    if (n < 8 && (x >> (8 * n - 1)) & 1)
-      x |= ~(uint64_t)0 << (8 * n);
-    *v = (int64_t)x;
-    return 0;
-  }
-  return LM_STORE_EMALFORMED;
-}
-
-static int rd_range(rd_t *r, int64_t lo, int64_t hi, int64_t *v) {
-  int rc = rd_int(r, v);
-  if (rc)
-    return rc;
-  return *v < lo || *v > hi ? LM_STORE_EMALFORMED : 0;
-}
-
-/* A str (want_str) or bin; the bytes must all be there. */
-static int rd_bytes(rd_t *r, int want_str, const uint8_t **p, size_t *n) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (want_str && t >= 0xa0 && t <= 0xbf) {
-    x = t & 0x1f;
-  } else {
-    size_t w;
-    if (want_str)
-      w = t == 0xd9 ? 1 : t == 0xda ? 2 : t == 0xdb ? 4 : 0;
-    else
-      w = t == 0xc4 ? 1 : t == 0xc5 ? 2 : t == 0xc6 ? 4 : 0;
-    if (!w)
-      return LM_STORE_EMALFORMED;
-    if ((rc = rd_be(r, w, &x)))
-      return rc;
-  }
-  if (need(r, x))
-    return LM_STORE_ETRUNC;
-  *p = r->p + r->off;
-  *n = (size_t)x;
-  r->off += (size_t)x;
-  return 0;
-}
-
-/* A string of min..max bytes without NUL, copied NUL-terminated into out
- * (out may be NULL: checked only). */
-static int rd_str(rd_t *r, size_t min, size_t max, char *out) {
-  const uint8_t *b;
+/* A string of min..max bytes without NUL (lm__mp_str), copied
+ * NUL-terminated into out (out may be NULL: checked only). */
+static int str_copy(lm__mp_rd_t *r, size_t min, size_t max, char *out) {
+  const char *p;
   size_t n;
-  int rc = rd_bytes(r, 1, &b, &n);
+  int rc = lm__mp_str(r, min, max, &p, &n);
   if (rc)
     return rc;
-  if (n > max)
-    return LM_STORE_ETOOBIG;
-  if (n < min || memchr(b, 0, n))
-    return LM_STORE_EMALFORMED;
   if (out) {
-    memcpy(out, b, n);
+    memcpy(out, p, n);
     out[n] = 0;
   }
-  return 0;
-}
-
-/* A bin of exactly n bytes. */
-static int rd_fixed(rd_t *r, size_t n, const uint8_t **p) {
-  size_t k;
-  int rc = rd_bytes(r, 0, p, &k);
-  if (rc)
-    return rc;
-  return k == n ? 0 : LM_STORE_EMALFORMED;
-}
-
-static int rd_array(rd_t *r, uint32_t *n) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (t >= 0x90 && t <= 0x9f) {
-    x = t & 0x0f;
-  } else {
-    size_t w = t == 0xdc ? 2 : t == 0xdd ? 4 : 0;
-    if (!w)
-      return LM_STORE_EMALFORMED;
-    if ((rc = rd_be(r, w, &x)))
-      return rc;
-  }
-  if (need(r, x))
-    return LM_STORE_ETRUNC;
-  *n = (uint32_t)x;
   return 0;
 }
 
 /* ---- members ---- */
 
 /* Parses (and checks) one member; m may be NULL (validation only). */
-static int parse_member(rd_t *r, lm_snap_member_t *m) {
+static int parse_member(lm__mp_rd_t *r, lm_snap_member_t *m) {
   lm_snap_member_t tmp;
   if (!m)
     m = &tmp;
@@ -193,45 +61,45 @@ static int parse_member(rd_t *r, lm_snap_member_t *m) {
   int64_t v;
   const uint8_t *p;
   int rc;
-  if ((rc = rd_array(r, &n)))
+  if ((rc = lm__mp_array(r, &n)))
     return rc;
   if (n != MEMBER_FIELDS)
     return LM_STORE_EMALFORMED;
-  if ((rc = rd_fixed(r, LM_SNAP_ID_LEN, &p)))
+  if ((rc = lm__mp_fixed(r, LM_SNAP_ID_LEN, &p)))
     return rc;
   memcpy(m->id, p, LM_SNAP_ID_LEN);
-  if ((rc = rd_str(r, 1, LM_STORE_NAME_MAX, m->name)) ||
-      (rc = rd_str(r, 0, LM_STORE_ADDR_MAX, m->addr)))
+  if ((rc = str_copy(r, 1, LM_STORE_NAME_MAX, m->name)) ||
+      (rc = str_copy(r, 0, LM_STORE_ADDR_MAX, m->addr)))
     return rc;
-  if ((rc = rd_range(r, LM_STORE_ALIVE, LM_STORE_LEFT, &v)))
+  if ((rc = lm__mp_range(r, LM_STORE_ALIVE, LM_STORE_LEFT, &v)))
     return rc;
   m->status = (int)v;
-  if ((rc = rd_range(r, 0, UINT32_MAX, &v)))
+  if ((rc = lm__mp_range(r, 0, UINT32_MAX, &v)))
     return rc;
   m->gen = (uint32_t)v;
-  if ((rc = rd_range(r, 0, UINT32_MAX, &v)))
+  if ((rc = lm__mp_range(r, 0, UINT32_MAX, &v)))
     return rc;
   m->ver = (uint32_t)v;
-  if ((rc = rd_range(r, 0, INT64_MAX, &v)))
+  if ((rc = lm__mp_range(r, 0, INT64_MAX, &v)))
     return rc;
   m->since_ms = v;
   m->obs = r->p + start;
   m->obs_len = r->off - start;
-  if ((rc = rd_bytes(r, 0, &m->cert, &m->cert_len)))
+  if ((rc = lm__mp_bytes(r, 0, &m->cert, &m->cert_len)))
     return rc;
   if (m->cert_len > LM_SNAP_CERT_MAX)
     return LM_STORE_ETOOBIG;
-  if (need(r, 1))
+  if (lm__mp_need(r, 1))
     return LM_STORE_ETRUNC;
   if (r->p[r->off] == 0xc0) {
     r->off++;
   } else {
-    if ((rc = rd_array(r, &n)))
+    if ((rc = lm__mp_array(r, &n)))
       return rc;
     if (n != 2)
       return LM_STORE_EMALFORMED;
-    if ((rc = rd_bytes(r, 0, &m->svc_raw, &m->svc_raw_len)) ||
-        (rc = rd_range(r, 0, (int64_t)m->svc_raw_len, &v)))
+    if ((rc = lm__mp_bytes(r, 0, &m->svc_raw, &m->svc_raw_len)) ||
+        (rc = lm__mp_range(r, 0, (int64_t)m->svc_raw_len, &v)))
       return rc;
     m->svc_body_len = (size_t)v;
     lm_svclist_hdr_t h;
@@ -239,7 +107,7 @@ static int parse_member(rd_t *r, lm_snap_member_t *m) {
         memcmp(h.id, m->id, LM_SNAP_ID_LEN) != 0)
       return LM_STORE_EMALFORMED;
   }
-  return rd_fixed(r, LM_SNAP_SEAL_LEN, &m->seal);
+  return lm__mp_fixed(r, LM_SNAP_SEAL_LEN, &m->seal);
 }
 
 int lm_snap_open(lm_snap_reader_t *r, const uint8_t *buf, size_t len,
@@ -247,34 +115,34 @@ int lm_snap_open(lm_snap_reader_t *r, const uint8_t *buf, size_t len,
   if (!r || (!buf && len))
     return LM_STORE_EINVAL;
   memset(r, 0, sizeof *r);
-  rd_t c = {buf, len, 0};
+  lm__mp_rd_t c = {buf, len, 0};
   uint32_t n;
   int rc;
   const uint8_t *p;
   size_t k;
-  if ((rc = rd_array(&c, &n)))
+  if ((rc = lm__mp_array(&c, &n)))
     return rc == LM_STORE_EMALFORMED ? LM_STORE_ENOTSNAP : rc;
-  if ((rc = rd_bytes(&c, 1, &p, &k)))
+  if ((rc = lm__mp_bytes(&c, 1, &p, &k)))
     return rc == LM_STORE_EMALFORMED ? LM_STORE_ENOTSNAP : rc;
   if (k != sizeof LM_SNAP_MAGIC - 1 || memcmp(p, LM_SNAP_MAGIC, k))
     return LM_STORE_ENOTSNAP;
   int64_t v;
-  if ((rc = rd_int(&c, &v)))
+  if ((rc = lm__mp_int(&c, &v)))
     return rc;
   if (v != LM_SNAP_VERSION)
     return LM_STORE_EVERSION;
   if (n != FILE_FIELDS)
     return LM_STORE_EMALFORMED;
-  if ((rc = rd_str(&c, 1, LM_SNAP_CLUSTER_MAX, r->hdr.cluster)) ||
-      (rc = rd_fixed(&c, LM_SNAP_ID_LEN, &p)))
+  if ((rc = str_copy(&c, 1, LM_SNAP_CLUSTER_MAX, r->hdr.cluster)) ||
+      (rc = lm__mp_fixed(&c, LM_SNAP_ID_LEN, &p)))
     return rc;
   memcpy(r->hdr.writer, p, LM_SNAP_ID_LEN);
-  if ((rc = rd_range(&c, 0, INT64_MAX, &v)))
+  if ((rc = lm__mp_range(&c, 0, INT64_MAX, &v)))
     return rc;
   r->hdr.written_ms = v;
   r->hdr.head = buf;
   r->hdr.head_len = c.off;
-  if ((rc = rd_array(&c, &n)))
+  if ((rc = lm__mp_array(&c, &n)))
     return rc;
   if (n > LM_SNAP_MEMBERS_MAX)
     return LM_STORE_ETOOBIG;
@@ -298,7 +166,7 @@ int lm_snap_open(lm_snap_reader_t *r, const uint8_t *buf, size_t len,
 int lm_snap_next(lm_snap_reader_t *r, lm_snap_member_t *m) {
   if (!r || !r->left)
     return 0;
-  rd_t c = {r->buf, r->len, r->off};
+  lm__mp_rd_t c = {r->buf, r->len, r->off};
   if (parse_member(&c, m))
     return 0; /* cannot happen after lm_snap_open */
   r->off = c.off;

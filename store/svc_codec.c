@@ -2,11 +2,12 @@
  * svc_codec.c: the service list codec (svc_codec.h) and the single-service
  * validator.
  *
- * The decoder is a cursor over the input: every read checks the bytes left
- * before it looks at them, and nothing is sized from a declared count, so
- * a hostile count is only as costly as the bytes that back it. One parse
- * function serves two passes: the first validates and counts what the
- * decoded list needs, the second (after one allocation) fills it in.
+ * The decoder reads the input with store/'s msgpack cursor (mp_read.h):
+ * every read checks the bytes left before it looks at them, and nothing is
+ * sized from a declared count, so a hostile count is only as costly as the
+ * bytes that back it. One parse function serves two passes: the first
+ * validates and counts what the decoded list needs, the second (after one
+ * allocation) fills it in.
  */
 #include "svc_codec.h"
 
@@ -16,242 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SKIP_MAX_DEPTH 8
-
-/* ---- the cursor ---- */
-
-typedef struct rd {
-  const uint8_t *p;
-  size_t len, off;
-} rd_t;
-
-static int need(const rd_t *r, uint64_t n) {
-  return n <= r->len - r->off ? 0 : LM_STORE_ETRUNC;
-}
-
-static uint64_t be(const uint8_t *p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-/* Reads the type byte and, for the fixed-width forms, the n-byte length or
- * value after it. */
-static int rd_head(rd_t *r, uint8_t *t) {
-  if (need(r, 1))
-    return LM_STORE_ETRUNC;
-  *t = r->p[r->off++];
-  return 0;
-}
-
-static int rd_be(rd_t *r, size_t n, uint64_t *v) {
-  if (need(r, n))
-    return LM_STORE_ETRUNC;
-  *v = be(r->p + r->off, n);
-  r->off += n;
-  return 0;
-}
-
-/* Any msgpack integer as a signed 64-bit value. */
-static int rd_int(rd_t *r, int64_t *v) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (t <= 0x7f) {
-    *v = t;
-    return 0;
-  }
-  if (t >= 0xe0) {
-    *v = (int8_t)t;
-    return 0;
-  }
-  switch (t) {
-  case 0xcc: case 0xcd: case 0xce: case 0xcf: {
-    size_t n = (size_t)1 << (t - 0xcc);
-    if ((rc = rd_be(r, n, &x)))
-      return rc;
-    if (x > INT64_MAX)
-      return LM_STORE_EMALFORMED;
-    *v = (int64_t)x;
-    return 0;
-  }
-  case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-    size_t n = (size_t)1 << (t - 0xd0);
-    if ((rc = rd_be(r, n, &x)))
-      return rc;
-    /* sign-extend from n bytes */
-    if (n < 8 && (x >> (8 * n - 1)) & 1)
-      x |= ~(uint64_t)0 << (8 * n);
-    *v = (int64_t)x;
-    return 0;
-  }
-  }
-  return LM_STORE_EMALFORMED;
-}
-
-/* An integer in [lo, hi]. */
-static int rd_range(rd_t *r, int64_t lo, int64_t hi, int64_t *v) {
-  int rc = rd_int(r, v);
-  if (rc)
-    return rc;
-  return *v < lo || *v > hi ? LM_STORE_EMALFORMED : 0;
-}
-
-/* An unsigned integer of up to 64 bits (seq). */
-static int rd_u64(rd_t *r, uint64_t *v) {
-  uint8_t t;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (t <= 0x7f) {
-    *v = t;
-    return 0;
-  }
-  if (t >= 0xcc && t <= 0xcf)
-    return rd_be(r, (size_t)1 << (t - 0xcc), v);
-  r->off--; /* a signed form holding a non-negative value */
-  int64_t s;
-  if ((rc = rd_int(r, &s)))
-    return rc;
-  if (s < 0)
-    return LM_STORE_EMALFORMED;
-  *v = (uint64_t)s;
-  return 0;
-}
-
-static int rd_bytes(rd_t *r, int want_str, const uint8_t **p, size_t *n) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  size_t w = 0;
-  if (want_str && t >= 0xa0 && t <= 0xbf) {
-    x = t & 0x1f;
-  } else {
-    if (want_str)
-      w = t == 0xd9 ? 1 : t == 0xda ? 2 : t == 0xdb ? 4 : 0;
-    else
-      w = t == 0xc4 ? 1 : t == 0xc5 ? 2 : t == 0xc6 ? 4 : 0;
-    if (!w)
-      return LM_STORE_EMALFORMED;
-    if ((rc = rd_be(r, w, &x)))
-      return rc;
-  }
-  if (need(r, x))
-    return LM_STORE_ETRUNC;
-  *p = r->p + r->off;
-  *n = (size_t)x;
-  r->off += (size_t)x;
-  return 0;
-}
-
-/* A string of min..max bytes without NUL. */
-static int rd_str(rd_t *r, size_t min, size_t max, const char **p,
-                  size_t *n) {
-  const uint8_t *b;
-  int rc = rd_bytes(r, 1, &b, n);
-  if (rc)
-    return rc;
-  if (*n > max)
-    return LM_STORE_ETOOBIG;
-  if (*n < min || memchr(b, 0, *n))
-    return LM_STORE_EMALFORMED;
-  *p = (const char *)b;
-  return 0;
-}
-
-/* An array (map = 0) or map (map = 1) header; the count must be backed by
- * at least one byte per element still to come. */
-static int rd_container(rd_t *r, int map, uint32_t *n) {
-  uint8_t t;
-  uint64_t x;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (!map && t >= 0x90 && t <= 0x9f) {
-    x = t & 0x0f;
-  } else if (map && t >= 0x80 && t <= 0x8f) {
-    x = t & 0x0f;
-  } else {
-    size_t w = 0;
-    if (!map)
-      w = t == 0xdc ? 2 : t == 0xdd ? 4 : 0;
-    else
-      w = t == 0xde ? 2 : t == 0xdf ? 4 : 0;
-    if (!w)
-      return LM_STORE_EMALFORMED;
-    if ((rc = rd_be(r, w, &x)))
-      return rc;
-  }
-  if (need(r, map ? 2 * x : x))
-    return LM_STORE_ETRUNC;
-  *n = (uint32_t)x;
-  return 0;
-}
-
-/* Skips one well-formed object (a later version's extra field). */
-static int rd_skip(rd_t *r, int depth) {
-  uint8_t t;
-  uint64_t x = 0, items = 0;
-  if (depth > SKIP_MAX_DEPTH)
-    return LM_STORE_EMALFORMED;
-  int rc = rd_head(r, &t);
-  if (rc)
-    return rc;
-  if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
-    return 0;
-  if (t >= 0x80 && t <= 0x9f) {
-    r->off--;
-    uint32_t n;
-    if ((rc = rd_container(r, t <= 0x8f, &n)))
-      return rc;
-    items = t <= 0x8f ? 2 * (uint64_t)n : n;
-  } else if (t >= 0xa0 && t <= 0xbf) {
-    x = t & 0x1f;
-  } else {
-    switch (t) {
-    case 0xc4: case 0xd9: if ((rc = rd_be(r, 1, &x))) return rc; break;
-    case 0xc5: case 0xda: if ((rc = rd_be(r, 2, &x))) return rc; break;
-    case 0xc6: case 0xdb: if ((rc = rd_be(r, 4, &x))) return rc; break;
-    case 0xcc: case 0xd0: x = 1; break;
-    case 0xcd: case 0xd1: x = 2; break;
-    case 0xca: case 0xce: case 0xd2: x = 4; break;
-    case 0xcb: case 0xcf: case 0xd3: x = 8; break;
-    case 0xd4: x = 2; break;
-    case 0xd5: x = 3; break;
-    case 0xd6: x = 5; break;
-    case 0xd7: x = 9; break;
-    case 0xd8: x = 17; break;
-    case 0xc7: case 0xc8: case 0xc9:
-      if ((rc = rd_be(r, t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4, &x)))
-        return rc;
-      x += 1; /* the ext type byte */
-      break;
-    case 0xdc: case 0xdd: case 0xde: case 0xdf: {
-      r->off--;
-      uint32_t n;
-      int map = t >= 0xde;
-      if ((rc = rd_container(r, map, &n)))
-        return rc;
-      items = map ? 2 * (uint64_t)n : n;
-      break;
-    }
-    default:
-      return LM_STORE_EMALFORMED; /* 0xc1 */
-    }
-  }
-  if (need(r, x))
-    return LM_STORE_ETRUNC;
-  r->off += (size_t)x;
-  for (uint64_t i = 0; i < items; i++)
-    if ((rc = rd_skip(r, depth + 1)))
-      return rc;
-  return 0;
-}
+#include "mp_read.h"
 
 /* ---- the two passes ---- */
 
@@ -290,11 +56,11 @@ static const char **put_ptrs(fill_t *f, size_t n) {
 }
 
 /* One string field into *dst. */
-static int str_field(rd_t *r, fill_t *f, size_t min, size_t max,
+static int str_field(lm__mp_rd_t *r, fill_t *f, size_t min, size_t max,
                      const char **dst) {
   const char *p;
   size_t n;
-  int rc = rd_str(r, min, max, &p, &n);
+  int rc = lm__mp_str(r, min, max, &p, &n);
   if (rc)
     return rc;
   const char *s = put_str(f, p, n);
@@ -303,9 +69,9 @@ static int str_field(rd_t *r, fill_t *f, size_t min, size_t max,
   return 0;
 }
 
-static int parse_checks(rd_t *r, fill_t *f, lm_service_t *s) {
+static int parse_checks(lm__mp_rd_t *r, fill_t *f, lm_service_t *s) {
   uint32_t n;
-  int rc = rd_container(r, 0, &n);
+  int rc = lm__mp_array(r, &n);
   if (rc)
     return rc;
   if (n > LM_SVC_CHECKS_MAX)
@@ -322,17 +88,17 @@ static int parse_checks(rd_t *r, fill_t *f, lm_service_t *s) {
   for (uint32_t i = 0; i < n; i++) {
     uint32_t k;
     int64_t kind, st;
-    if ((rc = rd_container(r, 0, &k)))
+    if ((rc = lm__mp_array(r, &k)))
       return rc;
     if (k < 3)
       return LM_STORE_EMALFORMED;
-    if ((rc = rd_range(r, LM_CHECK_TTL, LM_CHECK_EXEC, &kind)) ||
-        (rc = rd_range(r, LM_SVC_UP, LM_SVC_DOWN, &st)) ||
+    if ((rc = lm__mp_range(r, LM_CHECK_TTL, LM_CHECK_EXEC, &kind)) ||
+        (rc = lm__mp_range(r, LM_SVC_UP, LM_SVC_DOWN, &st)) ||
         (rc = str_field(r, f, 0, LM_CHECK_OUTPUT_WIRE_MAX,
                         c ? &c[i].output : NULL)))
       return rc;
     for (uint32_t j = 3; j < k; j++)
-      if ((rc = rd_skip(r, 1)))
+      if ((rc = lm__mp_skip(r, 1)))
         return rc;
     if (c) {
       c[i].kind = (lm_check_kind_t)kind;
@@ -342,9 +108,9 @@ static int parse_checks(rd_t *r, fill_t *f, lm_service_t *s) {
   return 0;
 }
 
-static int parse_meta(rd_t *r, fill_t *f, lm_service_t *s) {
+static int parse_meta(lm__mp_rd_t *r, fill_t *f, lm_service_t *s) {
   uint32_t n;
-  int rc = rd_container(r, 1, &n);
+  int rc = lm__mp_map(r, &n);
   if (rc)
     return rc;
   if (n > LM_SVC_META_KEYS_MAX)
@@ -360,12 +126,12 @@ static int parse_meta(rd_t *r, fill_t *f, lm_service_t *s) {
   for (uint32_t i = 0; i < n; i++) {
     const char *vp;
     size_t vn;
-    if ((rc = rd_str(r, 1, LM_SVC_META_KEY_MAX, &kp[i], &kn[i])))
+    if ((rc = lm__mp_str(r, 1, LM_SVC_META_KEY_MAX, &kp[i], &kn[i])))
       return rc;
     for (uint32_t j = 0; j < i; j++)
       if (kn[j] == kn[i] && memcmp(kp[j], kp[i], kn[i]) == 0)
         return LM_STORE_EMALFORMED;
-    if ((rc = rd_str(r, 0, LM_SVC_META_VALUE_MAX, &vp, &vn)))
+    if ((rc = lm__mp_str(r, 0, LM_SVC_META_VALUE_MAX, &vp, &vn)))
       return rc;
     const char *k = put_str(f, kp[i], kn[i]);
     const char *v = put_str(f, vp, vn);
@@ -377,9 +143,9 @@ static int parse_meta(rd_t *r, fill_t *f, lm_service_t *s) {
   return 0;
 }
 
-static int parse_tags(rd_t *r, fill_t *f, lm_service_t *s) {
+static int parse_tags(lm__mp_rd_t *r, fill_t *f, lm_service_t *s) {
   uint32_t n;
-  int rc = rd_container(r, 0, &n);
+  int rc = lm__mp_array(r, &n);
   if (rc)
     return rc;
   if (n > LM_SVC_TAGS_MAX)
@@ -396,21 +162,18 @@ static int parse_tags(rd_t *r, fill_t *f, lm_service_t *s) {
 }
 
 /* One service; s is NULL in pass 1. */
-static int parse_service(rd_t *r, fill_t *f, lm_service_t *s,
+static int parse_service(lm__mp_rd_t *r, fill_t *f, lm_service_t *s,
                          uint8_t uuid[LM_UUID_LEN]) {
   uint32_t n;
   int64_t v;
   const uint8_t *b;
-  size_t bn;
-  int rc = rd_container(r, 0, &n);
+  int rc = lm__mp_array(r, &n);
   if (rc)
     return rc;
   if (n < LM_SVC_FIELDS)
     return LM_STORE_EMALFORMED;
-  if ((rc = rd_bytes(r, 0, &b, &bn)))
+  if ((rc = lm__mp_fixed(r, LM_UUID_LEN, &b)))
     return rc;
-  if (bn != LM_UUID_LEN)
-    return LM_STORE_EMALFORMED;
   memcpy(uuid, b, LM_UUID_LEN);
   if (s)
     memcpy(s->uuid, b, LM_UUID_LEN);
@@ -419,27 +182,27 @@ static int parse_service(rd_t *r, fill_t *f, lm_service_t *s,
       (rc = str_field(r, f, 0, LM_SVC_NAME_MAX, SF(name))) ||
       (rc = str_field(r, f, 0, LM_SVC_REGION_MAX, SF(region))))
     return rc;
-  if ((rc = rd_range(r, -1, INT32_MAX, &v)))
+  if ((rc = lm__mp_range(r, -1, INT32_MAX, &v)))
     return rc;
   if (s)
     s->worker = (int32_t)v;
-  if ((rc = rd_range(r, 0, INT32_MAX, &v)))
+  if ((rc = lm__mp_range(r, 0, INT32_MAX, &v)))
     return rc;
   if (s)
     s->pid = (int32_t)v;
-  if ((rc = rd_range(r, 0, UINT16_MAX, &v)))
+  if ((rc = lm__mp_range(r, 0, UINT16_MAX, &v)))
     return rc;
   if (s)
     s->port = (uint16_t)v;
-  if ((rc = rd_int(r, &v)))
+  if ((rc = lm__mp_int(r, &v)))
     return rc;
   if (s)
     s->created_ms = v;
-  if ((rc = rd_range(r, LM_SVC_UP, LM_SVC_MAINT, &v)))
+  if ((rc = lm__mp_range(r, LM_SVC_UP, LM_SVC_MAINT, &v)))
     return rc;
   if (s)
     s->status = (lm_svc_status_t)v;
-  if ((rc = rd_int(r, &v)))
+  if ((rc = lm__mp_int(r, &v)))
     return rc;
   if (s)
     s->since_ms = v;
@@ -447,7 +210,7 @@ static int parse_service(rd_t *r, fill_t *f, lm_service_t *s,
       (rc = str_field(r, f, 0, LM_SVC_NOTE_MAX, SF(note))))
     return rc;
 #undef SF
-  if ((rc = rd_int(r, &v)))
+  if ((rc = lm__mp_int(r, &v)))
     return rc;
   if (s)
     s->maint_until_ms = v;
@@ -455,7 +218,7 @@ static int parse_service(rd_t *r, fill_t *f, lm_service_t *s,
       (rc = parse_checks(r, f, s)))
     return rc;
   for (uint32_t i = LM_SVC_FIELDS; i < n; i++)
-    if ((rc = rd_skip(r, 1)))
+    if ((rc = lm__mp_skip(r, 1)))
       return rc;
   return 0;
 }
@@ -468,40 +231,37 @@ static int uuid_cmp(const void *a, const void *b) {
  * duplicate check. */
 static int parse_list(const uint8_t *buf, size_t len, lm_svclist_hdr_t *hdr,
                       fill_t *f, uint8_t (*uuids)[LM_UUID_LEN]) {
-  rd_t r = {buf, len, 0};
+  lm__mp_rd_t r = {buf, len, 0};
   uint32_t n, nsvc;
   int64_t ver, v;
   uint64_t u;
   const uint8_t *b;
-  size_t bn;
   if (!buf && len)
     return LM_STORE_EINVAL;
-  int rc = rd_container(&r, 0, &n);
+  int rc = lm__mp_array(&r, &n);
   if (rc)
     return rc;
   if (n < 1)
     return LM_STORE_EMALFORMED;
-  if ((rc = rd_int(&r, &ver)))
+  if ((rc = lm__mp_int(&r, &ver)))
     return rc;
   if (ver != LM_SVCLIST_VERSION)
     return LM_STORE_EVERSION;
   if (n < 6)
     return LM_STORE_EMALFORMED;
-  if ((rc = rd_bytes(&r, 0, &b, &bn)))
+  if ((rc = lm__mp_fixed(&r, LM_SVCLIST_ID_LEN, &b)))
     return rc;
-  if (bn != LM_SVCLIST_ID_LEN)
-    return LM_STORE_EMALFORMED;
   memcpy(hdr->id, b, LM_SVCLIST_ID_LEN);
-  if ((rc = rd_range(&r, 0, UINT32_MAX, &v)))
+  if ((rc = lm__mp_range(&r, 0, UINT32_MAX, &v)))
     return rc;
   hdr->gen = (uint32_t)v;
-  if ((rc = rd_u64(&r, &u)))
+  if ((rc = lm__mp_u64(&r, &u)))
     return rc;
   hdr->seq = u;
-  if ((rc = rd_range(&r, 0, INT64_MAX, &v)))
+  if ((rc = lm__mp_range(&r, 0, INT64_MAX, &v)))
     return rc;
   hdr->signed_ms = v;
-  if ((rc = rd_container(&r, 0, &nsvc)))
+  if ((rc = lm__mp_array(&r, &nsvc)))
     return rc;
   if (nsvc > LM_SVC_PER_NODE_MAX)
     return LM_STORE_ETOOBIG;
@@ -515,7 +275,7 @@ static int parse_list(const uint8_t *buf, size_t len, lm_svclist_hdr_t *hdr,
       return rc;
   }
   for (uint32_t i = 6; i < n; i++)
-    if ((rc = rd_skip(&r, 1)))
+    if ((rc = lm__mp_skip(&r, 1)))
       return rc;
   if (r.off != len)
     return LM_STORE_EMALFORMED;
