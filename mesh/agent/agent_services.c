@@ -23,7 +23,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <livemesh/livemesh.h>
@@ -35,6 +34,7 @@
 
 #include "agent.h"
 #include "svc_json.h"
+#include "trust.h"
 
 #define SERVICES_FILE "services.json"
 #define SERVICES_VERSION 1
@@ -134,35 +134,12 @@ void lm__agent_services_free(agent_t *a) {
 
 int lm__write_atomic(const char *dir, const char *name, const char *data,
                      size_t len, char *err, size_t cap) {
-  char path[PATH_MAX], tmp[PATH_MAX + 32];
+  char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    snprintf(err, cap, "%s: %s", tmp, strerror(errno));
+  int rc = lm_file_write_atomic(path, data, len, 0600);
+  if (rc) {
+    snprintf(err, cap, "cannot write %s: %s", path, strerror(-rc));
     return -1;
-  }
-  int ok = 1;
-  for (size_t off = 0; ok && off < len;) {
-    ssize_t k = write(fd, data + off, len - off);
-    if (k < 0 && errno == EINTR)
-      continue;
-    ok = k > 0;
-    off += k > 0 ? (size_t)k : 0;
-  }
-  ok = ok && fsync(fd) == 0;
-  int e = errno;
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    e = ok ? errno : e;
-    unlink(tmp);
-    snprintf(err, cap, "cannot write %s: %s", path, strerror(e));
-    return -1;
-  }
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
   }
   return 0;
 }

@@ -118,12 +118,6 @@ struct lm__svc {
   uint64_t last_sweep;
 };
 
-static int64_t unix_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *sdup(const char *s) { return strdup(s ? s : ""); }
 
 static void lsvc_free(lsvc_t *s) {
@@ -243,7 +237,7 @@ static int publish(lm_node_t *n) {
   uint64_t seq = ((uint64_t)inc.gen << 32) | ++S->counter;
   uint8_t *body = NULL;
   size_t blen = 0;
-  int64_t now = unix_now();
+  int64_t now = lm__node_unix_ms();
   int rc = lm_svclist_encode(&body, &blen, n->kp.pk, inc.gen, seq, now, recs,
                              k);
   uint8_t *raw = NULL;
@@ -285,7 +279,7 @@ static void settle(lsvc_t *s, const char *cause, int force) {
                                       : LM_SVC_UP;
   if (st != s->status) {
     s->status = st;
-    s->since_ms = unix_now();
+    s->since_ms = lm__node_unix_ms();
     snprintf(s->cause, sizeof s->cause, "%s", cause);
     force = 1;
   }
@@ -369,7 +363,7 @@ static lsvc_t *lsvc_from_spec(const lm_service_spec_t *sp,
   s->worker = sp->worker;
   s->pid = sp->pid;
   s->port = sp->port;
-  s->created_ms = sp->created_ms ? sp->created_ms : unix_now();
+  s->created_ms = sp->created_ms ? sp->created_ms : lm__node_unix_ms();
   int bad = !s->type || !s->name || !s->region;
   if (sp->ntags) {
     s->tags = calloc(sp->ntags, sizeof *s->tags);
@@ -520,7 +514,7 @@ static int apply_register(lm_node_t *n, void *arg) {
     return rc;
   }
   s->status = s->has_check ? s->check_status : LM_SVC_UP;
-  s->since_ms = unix_now();
+  s->since_ms = lm__node_unix_ms();
   snprintf(s->cause, sizeof s->cause, "%s", old ? "updated" : "registered");
   if (old) {
     /* keep maintenance across an update */
@@ -614,7 +608,7 @@ static int apply_maint(lm_node_t *n, void *arg) {
 
 /* Maintenance windows that end by themselves. */
 static void expire_maint(lm_node_t *n) {
-  int64_t now = unix_now();
+  int64_t now = lm__node_unix_ms();
   for (lsvc_t *s = n->svc->list; s; s = s->next)
     if (s->in_maint && s->maint_until_ms && now >= s->maint_until_ms) {
       s->in_maint = 0;
@@ -674,7 +668,7 @@ void lm__svc_member_event(lm_node_t *n, const swim_event_t *ev) {
   struct lm__svc *S = n->svc;
   if (!S)
     return;
-  int64_t now = unix_now();
+  int64_t now = lm__node_unix_ms();
   /* cut off: the view is held as it was (snapshot.c) */
   if (!ev->member.is_self && lm__snap_frozen(n))
     return;
@@ -869,7 +863,7 @@ static void on_list(lm_node_t *n, const struct sockaddr *from,
     return;
   }
   uv_mutex_lock(&n->mu);
-  rc = lm_store_services_set(S->store, h.id, raw, len, body, unix_now());
+  rc = lm_store_services_set(S->store, h.id, raw, len, body, lm__node_unix_ms());
   if (rc == 0) {
     S->lists_received++;
     want_t *w = want_find(S, h.id);
@@ -1123,7 +1117,7 @@ static int is_up(lm_node_t *n, const char *type, const char *host,
   if (!n->svc)
     return LM_ESTATE;
   lm_store_is_up_t r;
-  int64_t now = out ? unix_now() : 0;
+  int64_t now = out ? lm__node_unix_ms() : 0;
   if (n->threaded)
     uv_mutex_lock(&n->mu);
   int up = uuid ? lm_store_is_up_uuid(n->svc->store, uuid, now,
@@ -1254,7 +1248,7 @@ static int apply_watch(lm_node_t *n, void *arg) {
     sf.all = a->f->all;
   }
   uv_mutex_lock(&n->mu);
-  int rc = lm_store_watch_add(S->store, &sf, watch_relay, w, unix_now(),
+  int rc = lm_store_watch_add(S->store, &sf, watch_relay, w, lm__node_unix_ms(),
                               &w->store_id);
   uv_mutex_unlock(&n->mu);
   if (rc) {

@@ -42,7 +42,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <livemesh/services.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -86,7 +85,6 @@ struct lm__snap {
   size_t ndowns, capdowns;
 };
 
-static int64_t unix_now(void) { return lm__node_unix_ms(); }
 
 static struct lm__snap *snap(lm_node_t *n) {
   if (!n->snap)
@@ -212,7 +210,7 @@ static void resync(lm_node_t *n, int forget) {
     ids_t ids = {0};
     void *ud[2] = {n, &ids};
     lm_store_members_each(st, collect_unknown, ud);
-    int64_t now = unix_now();
+    int64_t now = lm__node_unix_ms();
     for (size_t i = 0; i < ids.n; i++)
       lm_store_member_remove(st, ids.v[i], now);
     free(ids.v);
@@ -231,7 +229,7 @@ static void resync(lm_node_t *n, int forget) {
 static void hold_view(lm_node_t *n, uint64_t since) {
   struct lm__snap *S = n->snap;
   struct lm_store *st = lm__svc_store(n);
-  int64_t now = unix_now();
+  int64_t now = lm__node_unix_ms();
   for (size_t i = 0; i < S->ndowns;) {
     down_t *d = &S->downs[i];
     if (d->died < since) {
@@ -285,7 +283,7 @@ void lm__snap_update(lm_node_t *n) {
       cut |= S->downs[i].died && S->downs[i].died >= since;
     if (cut) {
       if (!S->from_file && !S->resyncing)
-        S->view_ms = unix_now() - (int64_t)(lm__now_ms(n) - since);
+        S->view_ms = lm__node_unix_ms() - (int64_t)(lm__now_ms(n) - since);
       S->isolated = 1;
       hold_view(n, since);
       said = "cut off from every peer: answers come from the last view, "
@@ -382,7 +380,7 @@ static int encode_view(lm_node_t *n, uint8_t **out, size_t *len) {
   lm_store_members_each(lm__svc_store(n), collect_member, &c);
   struct lm__snap *S = n->snap;
   int stale = S && (S->from_file || S->isolated || S->resyncing);
-  int64_t written = stale ? S->view_ms : unix_now();
+  int64_t written = stale ? S->view_ms : lm__node_unix_ms();
   lm_snap_writer_t *w = NULL;
   int rc = c.err;
   if (!rc)
@@ -400,52 +398,13 @@ static int encode_view(lm_node_t *n, uint8_t **out, size_t *len) {
   return rc;
 }
 
-static int write_atomic(const char *path, const uint8_t *p, size_t len) {
-  char tmp[4096], dir[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-          (int)sizeof tmp ||
-      snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-    return LM_EINVAL;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -errno;
-  size_t off = 0;
-  int rc = 0;
-  while (off < len) {
-    ssize_t k = write(fd, p + off, len - off);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0) {
-      rc = k < 0 ? -errno : LM_EIO;
-      break;
-    }
-    off += (size_t)k;
-  }
-  if (!rc && fsync(fd))
-    rc = -errno;
-  if (close(fd) && !rc)
-    rc = -errno;
-  if (!rc && rename(tmp, path))
-    rc = -errno;
-  if (rc) {
-    unlink(tmp);
-    return rc;
-  }
-  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return 0;
-}
-
 static int apply_save(lm_node_t *n, void *arg) {
   uint8_t *buf;
   size_t len;
   int rc = encode_view(n, &buf, &len);
   if (rc)
     return rc;
-  rc = write_atomic(arg, buf, len);
+  rc = lm_file_write_atomic(arg, buf, len, 0600);
   free(buf);
   return rc;
 }
@@ -594,7 +553,7 @@ static int apply_load(lm_node_t *n, void *arg) {
   info.written_ms = r.hdr.written_ms;
   seal_ctx_t sc;
   seal_key(n, sc.key);
-  int64_t now = unix_now();
+  int64_t now = lm__node_unix_ms();
   uv_mutex_lock(&n->mu);
   lm_snap_member_t m;
   while (lm_snap_next(&r, &m) == 1) {
@@ -668,7 +627,7 @@ int lm_node_view_stale(lm_node_t *n, int64_t *age_ms) {
   int64_t view = stale ? S->view_ms : 0;
   uv_mutex_unlock(&n->mu);
   if (stale && age_ms) {
-    int64_t now = unix_now();
+    int64_t now = lm__node_unix_ms();
     *age_ms = now > view ? now - view : 0;
   }
   return stale;

@@ -184,39 +184,41 @@ int lm_key_from_text(uint8_t key[32], const char *text) {
 #define LM__FILE_MAX 1024 /* every key or cert file is far below this */
 
 /* Write-then-rename so a crash or a concurrent reader never sees a partial
- * key; mkstemp creates the file 0600, so a secret is never readable by
+ * file; mkstemp creates the file 0600, so a secret is never readable by
  * others even for a moment. */
-static int write_file_atomic(const char *path, const char *data, size_t len,
-                             mode_t mode) {
+int lm_file_write_atomic(const char *path, const void *data, size_t len,
+                         unsigned mode) {
   size_t plen = strlen(path);
   char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
   if (!tmp)
-    return LM_TRUST_ENOMEM;
+    return -ENOMEM;
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
   int fd = mkstemp(tmp);
   if (fd < 0) {
+    int e = errno;
     free(tmp);
-    return LM_TRUST_EIO;
+    return -e;
   }
   int rc = 0;
-  if (fchmod(fd, mode) != 0)
-    rc = LM_TRUST_EIO;
+  if (fchmod(fd, (mode_t)mode) != 0)
+    rc = -errno;
+  const char *p = data;
   for (size_t off = 0; rc == 0 && off < len;) {
-    ssize_t n = write(fd, data + off, len - off);
+    ssize_t n = write(fd, p + off, len - off);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      rc = LM_TRUST_EIO;
+      rc = n < 0 ? -errno : -EIO;
     else
       off += (size_t)n;
   }
   if (rc == 0 && fsync(fd) != 0)
-    rc = LM_TRUST_EIO;
+    rc = -errno;
   if (close(fd) != 0 && rc == 0)
-    rc = LM_TRUST_EIO;
+    rc = -errno;
   if (rc == 0 && rename(tmp, path) != 0)
-    rc = LM_TRUST_EIO;
+    rc = -errno;
   if (rc != 0)
     unlink(tmp);
   free(tmp);
@@ -239,6 +241,12 @@ static int write_file_atomic(const char *path, const char *data, size_t len,
     }
   }
   return rc;
+}
+
+static int write_file_atomic(const char *path, const char *data, size_t len,
+                             mode_t mode) {
+  int rc = lm_file_write_atomic(path, data, len, mode);
+  return rc == 0 ? 0 : rc == -ENOMEM ? LM_TRUST_ENOMEM : LM_TRUST_EIO;
 }
 
 /* Reads a whole small file; a file larger than `cap` is a format error

@@ -136,6 +136,15 @@ int lm_trust_err_index(int err);
  * (its replay tables) and a replay table belong to one thread at a time;
  * clusters, trust sets and key pairs may be shared read-only. */
 
+/* ---- files -------------------------------------------------------------- */
+
+/* Writes `path` whole or not at all: a temporary file beside it (created
+ * 0600, then given `mode`), fsync, rename, fsync of the directory. 0 or a
+ * negative errno value. The key files, the agent's data files and the
+ * node's snapshot all go through it. */
+int lm_file_write_atomic(const char *path, const void *data, size_t len,
+                         unsigned mode);
+
 /* ---- keys --------------------------------------------------------------- */
 
 #define LM_PUBLICKEY_LEN 32
