@@ -12,6 +12,8 @@ PACKAGES=(
   libcmocka-dev clang libclang-rt-14-dev
   iproute2 nftables procps python3
   prometheus
+  etcd-server etcd-client protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+  libnghttp2-dev libssl-dev
   systemd groff-base man-db dpkg-dev
 )
 
