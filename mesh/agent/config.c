@@ -49,7 +49,8 @@ typedef enum {
   T_U32,      /* a whole number within [min, max] */
   T_LEVEL,    /* error|warn|info|debug */
   T_FORMAT,   /* text|json */
-  T_BOOL      /* a flag without a value; true/false in env and file */
+  T_BOOL,     /* a flag without a value; true/false in env and file */
+  T_CHOICE    /* one of the '|'-separated words of `arg` */
 } opt_type_t;
 
 typedef struct opt {
@@ -117,7 +118,31 @@ static const opt_t OPTS[] = {
     {"encrypt-key", "encrypt_key", T_PATH, F(encrypt_key), 0, 0, "FILE",
      "cluster secret (livemesh keygen secret): encrypt all traffic", 0},
     {"bridge-etcd", "bridge_etcd", T_URLLIST, F(bridge_etcd), 0, 0, "URL",
-     "etcd endpoint for the bridge (not available yet)", 0},
+     "copy the view into etcd there (http:// or https://); repeat for "
+     "several endpoints of one etcd cluster", 0},
+    {"bridge-layout", "bridge_layout", T_CHOICE, F(bridge_layout), 0, 0,
+     "native|os-lively", "keys the bridge writes (default native)", 0},
+    {"bridge-encoding", "bridge_encoding", T_CHOICE, F(bridge_encoding), 0, 0,
+     "protobuf|json", "values of the native layout (default protobuf)", 0},
+    {"bridge-prefix", "bridge_prefix", T_STR, F(bridge_prefix), 0, 0,
+     "PREFIX", "native layout's prefix, starting and ending with / "
+     "(default /livemesh/CLUSTER/)", 0},
+    {"bridge-namespace", "bridge_namespace", T_STR, F(bridge_namespace), 0, 0,
+     "NS", "os-lively layout's namespace: keys under /NS/services/", 0},
+    {"bridge-ca", "bridge_ca", T_PATH, F(bridge_ca), 0, 0, "FILE",
+     "CA certificates (PEM) that sign etcd's server certificate", 0},
+    {"bridge-cert", "bridge_cert", T_PATH, F(bridge_cert), 0, 0, "FILE",
+     "client certificate (PEM) for etcd, with --bridge-key", 0},
+    {"bridge-key", "bridge_key", T_PATH, F(bridge_key), 0, 0, "FILE",
+     "private key (PEM) of --bridge-cert", 0},
+    {"bridge-user", "bridge_user", T_STR, F(bridge_user), 0, 0, "USER",
+     "etcd user, with --bridge-password-file", 0},
+    {"bridge-password-file", "bridge_password_file", T_PATH,
+     F(bridge_password_file), 0, 0, "FILE",
+     "file whose first line is the etcd user's password", 0},
+    {"bridge-lease-ttl-s", "bridge_lease_ttl_s", T_U32, F(bridge_lease_ttl_s),
+     2, 300, "S", "TTL of the writer's lease: a dead writer's keys and "
+     "leadership last this long (default 10)", 0},
     {"log-level", "log_level", T_LEVEL, F(log_level), 0, 0,
      "error|warn|info|debug", "log level (default info)", 0},
     {"log-format", "log_format", T_FORMAT, F(log_format), 0, 0, "text|json",
@@ -185,6 +210,12 @@ static int *field_int(lm__config_t *c, const opt_t *o) {
 
 static int is_list(opt_type_t t) {
   return t == T_ADDRLIST || t == T_PATHLIST || t == T_URLLIST;
+}
+
+/* Options held as one malloc'ed string. */
+static int is_string(opt_type_t t) {
+  return t == T_PATH || t == T_NAME || t == T_STR || t == T_ADDR ||
+         t == T_CHOICE;
 }
 
 static void list_free(lm__strlist_t *l) {
@@ -351,6 +382,12 @@ static const char *type_expect(const opt_t *o, char *buf, size_t cap) {
   case T_LEVEL: return "one of error, warn, info, debug";
   case T_FORMAT: return "text or json";
   case T_BOOL: return "true or false";
+  case T_CHOICE:
+    snprintf(buf, cap, "one of %s", o->arg);
+    for (char *p = buf; *p; p++)
+      if (*p == '|')
+        *p = ',';
+    return buf;
   }
   return "a value";
 }
@@ -368,6 +405,18 @@ static int set_text(lm__config_t *c, size_t idx, const char *v,
     break;
   case T_NAME: ok = name_valid(v); break;
   case T_STR: ok = *v != 0; break;
+  case T_CHOICE: {
+    size_t n = strlen(v);
+    const char *w = o->arg;
+    ok = 0;
+    while (!ok && w && *w) {
+      const char *bar = strchr(w, '|');
+      size_t wl = bar ? (size_t)(bar - w) : strlen(w);
+      ok = n > 0 && wl == n && strncmp(w, v, n) == 0;
+      w = bar ? bar + 1 : NULL;
+    }
+    break;
+  }
   case T_ADDR:
   case T_ADDRLIST: ok = lm__hostport_valid(v); break;
   case T_URLLIST: ok = strstr(v, "://") != NULL && !strchr(v, ' '); break;
@@ -409,8 +458,7 @@ static int set_text(lm__config_t *c, size_t idx, const char *v,
            type_expect(o, eb, sizeof eb), v);
     return -1;
   }
-  if (o->type == T_PATH || o->type == T_NAME || o->type == T_STR ||
-      o->type == T_ADDR) {
+  if (is_string(o->type)) {
     char **f = field_str(c, o);
     free(*f);
     if (!(*f = strdup(v)))
@@ -817,6 +865,25 @@ static int resolve_defaults(lm__config_t *c, char *err, size_t cap) {
            "--probe-interval-ms", to, iv);
     return -1;
   }
+  if (c->bridge_prefix) {
+    size_t n = strlen(c->bridge_prefix);
+    if (c->bridge_prefix[0] != '/' || c->bridge_prefix[n - 1] != '/' ||
+        n > 256) {
+      seterr(err, cap, "--bridge-prefix %s: must start and end with / "
+             "(at most 256 bytes), e.g. /livemesh/prod/", c->bridge_prefix);
+      return -1;
+    }
+  }
+  if (!c->bridge_cert != !c->bridge_key) {
+    seterr(err, cap, "--bridge-cert and --bridge-key go together: give both "
+           "or neither");
+    return -1;
+  }
+  if (!c->bridge_user != !c->bridge_password_file) {
+    seterr(err, cap, "--bridge-user and --bridge-password-file go together: "
+           "give both or neither");
+    return -1;
+  }
   if (strlen(c->socket) >= 108) {
     seterr(err, cap, "socket path %s is too long for a Unix socket (at most "
            "107 bytes)", c->socket);
@@ -832,8 +899,7 @@ void lm__config_free(lm__config_t *c) {
     const opt_t *o = &OPTS[i];
     if (is_list(o->type))
       list_free(field_list(c, o));
-    else if (o->type == T_PATH || o->type == T_NAME || o->type == T_STR ||
-             o->type == T_ADDR) {
+    else if (is_string(o->type)) {
       free(*field_str(c, o));
       *field_str(c, o) = NULL;
     }

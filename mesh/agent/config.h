@@ -55,6 +55,11 @@ typedef struct lm__config {
   char *cluster;
   char *encrypt_key;
   lm__strlist_t bridge_etcd;
+  /* the etcd bridge (agent_bridge.c): strings NULL when not given */
+  char *bridge_layout, *bridge_encoding, *bridge_prefix, *bridge_namespace;
+  char *bridge_ca, *bridge_cert, *bridge_key;
+  char *bridge_user, *bridge_password_file;
+  uint32_t bridge_lease_ttl_s; /* 0: default */
   int log_level;  /* LM_LOG_* */
   int log_format; /* LM__LOGFMT_* */
   uint32_t probe_interval_ms, probe_timeout_ms, indirect_checks;
