@@ -295,6 +295,13 @@ static void leader_name_from(lm_bridge_t *b, const lm_etcd_kv_t *kv) {
   }
 }
 
+/* From inside the watch's own callback: the campaign cancels that watch,
+ * which is only safe once the callback has returned. */
+static void campaign_soon(lm_bridge_t *b) {
+  set_state(b, ST_CAMPAIGN); /* later messages of the watch are ignored */
+  uv_timer_start(&b->retry_timer, retry_cb, 0, 0);
+}
+
 static void watch_cb(void *ud, const lm_etcd_watch_msg_t *m) {
   req_t *q = ud;
   lm_bridge_t *b = q->b;
@@ -315,8 +322,8 @@ static void watch_cb(void *ud, const lm_etcd_watch_msg_t *m) {
   if (!current(q) || b->state != ST_STANDBY)
     return;
   if (m->kind == LM_ETCD_WATCH_COMPACTED) {
-    /* events were lost: look again (campaign() ends this watch) */
-    campaign(b);
+    /* events were lost: look again */
+    campaign_soon(b);
     return;
   }
   if (m->kind != LM_ETCD_WATCH_EVENTS)
@@ -325,7 +332,7 @@ static void watch_cb(void *ud, const lm_etcd_watch_msg_t *m) {
     if (m->events[i].is_delete) {
       blog(b, 2, "bridge: the etcd writer %s is gone; campaigning",
            b->st.leader_name[0] ? b->st.leader_name : "(unknown)");
-      campaign(b); /* ends this watch and frees q: touch neither after */
+      campaign_soon(b);
       return;
     }
     leader_name_from(b, &m->events[i].kv);
