@@ -54,3 +54,26 @@ set_tests_properties(test_probes_cli PROPERTIES SKIP_RETURN_CODE 77)
 add_test(NAME test_http
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_http.sh $<TARGET_FILE:livemesh>)
 set_tests_properties(test_http PROPERTIES TIMEOUT 240 LABELS "agent;slow")
+
+# Fuzz targets of what reaches the agent from outside: control-socket
+# request lines, HTTP paths, queries and bodies (both through the command
+# table, against a stopped agent: tests/fuzz/fuzz_agent.h), and the JSON
+# config file. The command table's sources are the binary's, compiled in
+# again; fuzz_agent.c stands in for agent.c.
+pkg_check_modules(LM_FUZZ_MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+set(LM_FUZZ_CMD_SOURCES
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_agent.c
+  ${PROJECT_SOURCE_DIR}/mesh/agent/commands.c
+  ${PROJECT_SOURCE_DIR}/mesh/agent/agent_services.c
+  ${PROJECT_SOURCE_DIR}/mesh/agent/probes_agent.c)
+lm_add_fuzz(fuzz_ctl_request ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_ctl_request.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/ctl_request
+  SOURCES ${LM_FUZZ_CMD_SOURCES}
+  LIBS lm_agent_core lm_trust livemesh_static PkgConfig::JANSSON)
+lm_add_fuzz(fuzz_http_req ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_http_req.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/http_req
+  SOURCES ${LM_FUZZ_CMD_SOURCES}
+  LIBS lm_agent_core lm_trust livemesh_static PkgConfig::JANSSON
+  PkgConfig::LM_FUZZ_MHD)
+lm_add_fuzz(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/config LIBS lm_agent_core)

@@ -306,27 +306,42 @@ int lm__ctl_conn_stream(lm__ctl_server_t *s, uint64_t conn_id) {
 
 size_t lm__ctl_client_count(const lm__ctl_server_t *s) { return s->nconns; }
 
-static void handle_line(conn_t *c, char *line, size_t len) {
-  lm__ctl_server_t *s = c->srv;
+int lm__ctl_parse_line(const char *line, size_t len, json_t **req,
+                       char *err, size_t errcap) {
+  *req = NULL;
   while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
     len--;
   if (!len)
-    return; /* blank lines keep a hand-typed session (socat) friendly */
+    return 1; /* blank lines keep a hand-typed session (socat) friendly */
   json_error_t je;
-  json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-  if (!req) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "bad JSON at column %d: %s", je.column, je.text);
-    lm__ctl_reply_error(s, c->id, NULL, msg);
-    return;
+  json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    snprintf(err, errcap, "bad JSON at column %d: %s", je.column, je.text);
+    return -1;
   }
   /* what the command is (and whether it is known) is the command
    * table's business (commands.c), not the transport's */
-  if (!json_is_object(req))
-    lm__ctl_reply_error(s, c->id, NULL,
-                        "expected a JSON object such as {\"cmd\":\"ping\"}");
-  else
-    s->on_request(s, c->id, req, s->ud);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    snprintf(err, errcap, "expected a JSON object such as {\"cmd\":\"ping\"}");
+    return -1;
+  }
+  *req = j;
+  return 0;
+}
+
+static void handle_line(conn_t *c, char *line, size_t len) {
+  lm__ctl_server_t *s = c->srv;
+  json_t *req;
+  char msg[256];
+  int rc = lm__ctl_parse_line(line, len, &req, msg, sizeof msg);
+  if (rc > 0)
+    return;
+  if (rc < 0) {
+    lm__ctl_reply_error(s, c->id, NULL, msg);
+    return;
+  }
+  s->on_request(s, c->id, req, s->ud);
   json_decref(req);
 }
 

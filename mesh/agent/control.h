@@ -71,6 +71,12 @@ int lm__ctl_reply_error(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
 /* {"ok":false,"error":msg,"code":code} */
 int lm__ctl_reply_refusal(lm__ctl_server_t *srv, uint64_t conn_id, json_t *id,
                           const char *msg, const char *code);
+/* One request line as the server takes it (no newline; trailing CR and
+ * spaces ignored): 0 with *req a JSON object (a new reference), 1 for a
+ * blank line (nothing to answer), -1 with the answer's error message in
+ * `err`. Pure: what the socket reads, the fuzz target feeds. */
+int lm__ctl_parse_line(const char *line, size_t len, json_t **req, char *err,
+                       size_t errcap);
 /* Called with the id of every connection that closes (see the type). */
 void lm__ctl_server_on_close(lm__ctl_server_t *srv, lm__ctl_close_cb cb);
 /* The connection now carries a stream of lines from the server (a watch):

@@ -34,75 +34,19 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "http_req.h"
 #include "svc_json.h"
 
 typedef lm__agent_t agent_t;
 
-/* ---- the routes ---- */
+/* ---- the routes: http_req.c ---- */
 
-enum {
-  R_BODY = 1 << 0,     /* takes a JSON object body (PUT) */
-  R_BLOCKING = 1 << 1, /* ?index=N&wait=DUR (Consul's blocking queries) */
-  R_STREAM = 1 << 2,   /* a stream of lines (watch) */
-};
-
-typedef struct route {
-  const char *method;
-  const char *pattern; /* "{uuid}" matches one path segment */
-  const char *cmd;     /* the row of the command table that answers */
-  unsigned flags;      /* R_* */
-  const char *key;     /* the answer's key served as the body, or NULL */
-  const char *bools;   /* query parameters that are booleans: ",a,b," */
-} route_t;
-
-/* THE place where an HTTP path maps to a command: one row per endpoint.
- * GET rows of the probes and metrics (probes.c: /readyz, /livez,
- * /.well-known/heartbeat/..., /metrics) are added here, each naming its
- * command; a command that sets its own status answers with "http_status"
- * and "body" (http.h). */
-static const route_t ROUTES[] = {
-    {"GET", "/v1/members", "members", R_BLOCKING, "members", NULL},
-    {"GET", "/v1/services", "services", R_BLOCKING, "services", NULL},
-    {"GET", "/v1/services/{uuid}", "service", 0, "service", NULL},
-    {"GET", "/v1/is-up", "is-up", 0, NULL, NULL},
-    {"GET", "/v1/watch", "watch", R_STREAM, NULL, ",members,all,"},
-    {"PUT", "/v1/services", "register", R_BODY, NULL, NULL},
-    {"DELETE", "/v1/services/{uuid}", "deregister", 0, NULL, NULL},
-    {"PUT", "/v1/services/{uuid}/pass", "pass", R_BODY, NULL, NULL},
-    {"PUT", "/v1/services/{uuid}/fail", "fail", R_BODY, NULL, NULL},
-    {"PUT", "/v1/services/{uuid}/maint", "maint", R_BODY, NULL, NULL},
-    /* the probes and /metrics are not command rows: probe() below hands
-     * them to probes.c (lm__probe_http), which owns their shapes */
-};
-#define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
-
-#define UUID_SEG_MAX 64
+#define UUID_SEG_MAX LM__HTTP_SEG_MAX
 #define BLOCK_CHECK_MS 20
 #define DISCARD_MAX (1024 * 1024) /* of an oversize chunked body */
 #define ID_HTTP (1ull << 63)      /* ids never collide with the socket's */
 /* MHD does not see a suspended connection's hang-up: looked for this often */
 #define SWEEP_MS 2000
-
-/* 1 when `path` matches `pattern`; the {uuid} segment is copied out. */
-static int path_match(const char *pattern, const char *path,
-                      char seg[UUID_SEG_MAX]) {
-  const char *p = pattern, *u = path;
-  while (*p && *u) {
-    if (!strncmp(p, "{uuid}", 6)) {
-      size_t n = strcspn(u, "/");
-      if (n == 0 || n >= UUID_SEG_MAX)
-        return 0;
-      memcpy(seg, u, n);
-      seg[n] = 0;
-      p += 6;
-      u += n;
-      continue;
-    }
-    if (*p++ != *u++)
-      return 0;
-  }
-  return !*p && !*u;
-}
 
 /* ---- the server ---- */
 
@@ -137,7 +81,7 @@ struct req {
   int refs; /* the connection's, and the stream response's */
   int linked;
   int done; /* a response is queued */
-  const route_t *route;
+  const lm__http_route_t *route;
   char uuid[UUID_SEG_MAX];
   /* body */
   char *body;
@@ -522,134 +466,23 @@ static void on_sweep(uv_timer_t *t) {
 
 /* ---- building the command's request ---- */
 
-typedef struct qctx {
-  req_t *r;
-  json_t *obj;
-  char err[256];
-  int blocking_index, has_wait;
-  uint64_t index, wait_ms;
-} qctx_t;
-
 static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind,
                               const char *key, const char *value) {
   (void)kind;
-  qctx_t *q = cls;
-  const route_t *rt = q->r->route;
-  if (q->err[0])
-    return MHD_NO;
-  if ((rt->flags & R_BLOCKING) && !strcmp(key, "index")) {
-    char *end;
-    errno = 0;
-    unsigned long long v = value ? strtoull(value, &end, 10) : 0;
-    if (!value || !*value || *value < '0' || *value > '9' || *end || errno) {
-      snprintf(q->err, sizeof q->err, "query parameter \"index\": expected "
-               "a whole number (an X-Livemesh-Index seen before), got \"%.64s\"",
-               value ? value : "");
-      return MHD_NO;
-    }
-    q->blocking_index = 1;
-    q->index = v;
-    return MHD_YES;
-  }
-  if ((rt->flags & R_BLOCKING) && !strcmp(key, "wait")) {
-    if (!value || lm__duration_parse(value, &q->wait_ms)) {
-      snprintf(q->err, sizeof q->err, "query parameter \"wait\": expected a "
-               "duration such as \"30s\" or \"5m\", got \"%.64s\"",
-               value ? value : "");
-      return MHD_NO;
-    }
-    q->has_wait = 1;
-    return MHD_YES;
-  }
-  if (!strcmp(key, "cmd") || !strcmp(key, "id")) {
-    snprintf(q->err, sizeof q->err, "unknown query parameter \"%s\"", key);
-    return MHD_NO;
-  }
-  if (json_object_get(q->obj, key)) {
-    snprintf(q->err, sizeof q->err, "query parameter \"%.64s\" given twice",
-             key);
-    return MHD_NO;
-  }
-  char pat[80];
-  snprintf(pat, sizeof pat, ",%.64s,", key);
-  if (rt->bools && strstr(rt->bools, pat)) {
-    int v = -1;
-    if (!value || !*value || !strcmp(value, "true") || !strcmp(value, "1"))
-      v = 1;
-    else if (!strcmp(value, "false") || !strcmp(value, "0"))
-      v = 0;
-    if (v < 0) {
-      snprintf(q->err, sizeof q->err, "query parameter \"%.64s\": expected "
-               "true or false, got \"%.64s\"", key, value);
-      return MHD_NO;
-    }
-    json_object_set_new(q->obj, key, json_boolean(v));
-    return MHD_YES;
-  }
-  if (!value || !*value) /* ?type=&host=h: an empty value is no filter */
-    return MHD_YES;
-  json_t *s = json_string(value);
-  if (!s) {
-    snprintf(q->err, sizeof q->err, "query parameter \"%.64s\": not UTF-8",
-             key);
-    return MHD_NO;
-  }
-  json_object_set_new(q->obj, key, s);
-  return MHD_YES;
+  return lm__http_query_arg(cls, key, value) ? MHD_NO : MHD_YES;
 }
 
 /* The request for the command table, from the path, the query and the
  * body; 0, or an error already queued. */
-static int build(req_t *r, qctx_t *q) {
-  memset(q, 0, sizeof *q);
-  q->r = r;
-  q->obj = json_object();
+static int build(req_t *r, lm__http_query_t *q) {
+  lm__http_query_init(q, r->route);
   MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, on_arg, q);
-  if (q->err[0])
-    goto bad;
-  if (r->len && !(r->route->flags & R_BODY)) {
-    snprintf(q->err, sizeof q->err, "%s %s takes no body", r->route->method,
-             r->route->pattern);
-    goto bad;
+  if (lm__http_query_finish(q, r->uuid, r->body, r->len)) {
+    send_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL, "%s", q->err);
+    return -1;
   }
-  if (r->len) {
-    json_error_t je;
-    json_t *b = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-    if (!b || !json_is_object(b)) {
-      if (b)
-        snprintf(q->err, sizeof q->err, "bad JSON body: expected an object "
-                 "such as {\"type\": \"api\"}");
-      else
-        snprintf(q->err, sizeof q->err, "bad JSON body at line %d column %d: "
-                 "%s", je.line, je.column, je.text);
-      json_decref(b);
-      goto bad;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(b, k, v) {
-      if (!strcmp(k, "cmd") || !strcmp(k, "id") ||
-          (r->uuid[0] && !strcmp(k, "uuid")) || json_object_get(q->obj, k)) {
-        snprintf(q->err, sizeof q->err, "field \"%.64s\": %s", k,
-                 !strcmp(k, "uuid") ? "the uuid is given in the path"
-                 : json_object_get(q->obj, k) ? "also given in the query"
-                                              : "unknown field");
-        json_decref(b);
-        goto bad;
-      }
-    }
-    json_object_update(q->obj, b);
-    json_decref(b);
-  }
-  if (r->uuid[0])
-    json_object_set_new(q->obj, "uuid", json_string(r->uuid));
-  json_object_set_new(q->obj, "cmd", json_string(r->route->cmd));
   r->cmd = q->obj;
   return 0;
-bad:
-  json_decref(q->obj);
-  send_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL, "%s", q->err);
-  return -1;
 }
 
 /* ---- the access handler ---- */
@@ -714,24 +547,10 @@ static void first(req_t *r, const char *url, const char *method) {
   lm__http_t *h = r->h;
   if (probe(r, url, method))
     return;
-  char allow[64] = "";
-  int path_known = 0;
-  for (size_t i = 0; i < NROUTES; i++) {
-    char seg[UUID_SEG_MAX] = "";
-    if (!path_match(ROUTES[i].pattern, url, seg))
-      continue;
-    path_known = 1;
-    if (!strcmp(ROUTES[i].method, method)) {
-      r->route = &ROUTES[i];
-      memcpy(r->uuid, seg, sizeof seg);
-      break;
-    }
-    if (!strstr(allow, ROUTES[i].method)) {
-      size_t k = strlen(allow);
-      snprintf(allow + k, sizeof allow - k, "%s%s", k ? ", " : "",
-               ROUTES[i].method);
-    }
-  }
+  char allow[64];
+  int path_known;
+  r->route = lm__http_route_find(method, url, r->uuid, &path_known, allow,
+                                 sizeof allow);
   if (!r->route) {
     if (path_known)
       send_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, MHD_HTTP_HEADER_ALLOW, allow,
@@ -829,7 +648,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
                "body over %d bytes", LM__HTTP_BODY_MAX);
     return MHD_YES;
   }
-  qctx_t q;
+  lm__http_query_t q;
   if (build(r, &q))
     return MHD_YES;
   if (q.blocking_index && view_index(h) <= q.index) {

@@ -1,9 +1,11 @@
 /*
  * fuzz_envelope.c: libFuzzer target for the trust layer's decoders: the
  * datagram envelope, the stream frame (with its certificate), and the
- * certificate decoder, fed arbitrary bytes. The receiving side knows a real
- * node key and trusts a real cluster key, so the signature and certificate
- * checks run for real rather than stopping at "unknown sender".
+ * certificate decoder, fed arbitrary bytes; and the input as a TCP stream
+ * of frames, cut by lm_frame_peek as the node's stream reader cuts it. The
+ * receiving side knows a real node key and trusts a real cluster key, so
+ * the signature and certificate checks run for real rather than stopping
+ * at "unknown sender".
  *
  * Besides "no crash, no read past the end" it checks properties: a message
  * that opens once is refused as a replay the second time; a decoded
@@ -115,6 +117,42 @@ static void cert_props(const uint8_t *data, size_t size) {
   free(buf);
 }
 
+/* The input as a TCP byte stream, cut into frames as stream.c cuts it:
+ * lm_frame_peek sizes each frame from its prefix before it is read whole,
+ * and a frame that fails closes the connection. */
+static void stream_frames(const lm_cluster_t *cl, const uint8_t *data,
+                          size_t size) {
+  lm_receiver_t rx;
+  CHECK(lm_receiver_init(&rx, cl, &world.trust, lookup_any, &world) == 0);
+  size_t off = 0;
+  while (off < size) {
+    size_t want = 0;
+    int rc = lm_frame_peek(&want, data + off, size - off);
+    if (rc == LM_TRUST_EAGAIN) {
+      CHECK(size - off < LM_FRAME_PREFIX_LEN);
+      break;
+    }
+    if (rc) {
+      CHECK(rc == LM_TRUST_EOVERSIZE || rc == LM_TRUST_ETRUNCATED);
+      break;
+    }
+    CHECK(want >= LM_FRAME_PREFIX_LEN + LM_ENV_OVERHEAD &&
+          want <= LM_FRAME_MAX);
+    if (size - off < want)
+      break; /* the rest has not arrived */
+    uint8_t *buf = dup_input(data + off, want);
+    lm_env_msg_t msg;
+    rc = lm_env_open_frame(&msg, buf, want, &rx, FUZZ_NOW);
+    free(buf);
+    if (rc) {
+      CHECK(lm_trust_err_index(rc) >= 0);
+      break;
+    }
+    off += want;
+  }
+  lm_receiver_close(&rx);
+}
+
 /* The input as a payload: seal, open, compare; then flip one bit. */
 static void seal_props(const lm_cluster_t *cl, const uint8_t *data,
                        size_t size) {
@@ -151,6 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   open_twice(&world.plain, data, size, 1);
   open_twice(&world.enc, data, size, 1);
   cert_props(data, size);
+  stream_frames(&world.plain, data, size);
+  stream_frames(&world.enc, data, size);
   /* Sealing costs two signatures per cluster; one input in eight is enough
    * to keep the round trip covered while the decoders get the throughput. */
   if (size % 8 == 0) {

@@ -6,9 +6,8 @@
  * LIST carries more than a signature, and what decodes re-encodes to a
  * message that decodes to the same items.
  *
- * With no argument, writes its seed corpus: gen mode is
- *   fuzz_svc_msg --gen DIR
- * (the replay build's main takes a directory of inputs instead).
+ * Its seed corpus (tests/fuzz/corpus/svc_msg/) is committed as files; this
+ * target has no mode that writes it.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * gen_envelope_corpus.c: writes the seed corpus of fuzz_envelope into the
  * directory named on the command line: valid datagrams (plain and
  * encrypted), stream frames with and without a certificate, a bare
- * certificate, and a few broken ones. Ed25519 signing is deterministic and
+ * certificate, a stream of frames, and a few broken ones. Ed25519 signing is deterministic and
  * the keys come from fixed seeds, so the output is byte-for-byte the same on
  * every run; the files are committed, this program only regenerates them.
  *
@@ -79,6 +79,16 @@ int main(int argc, char **argv) {
   rc |= put("cert", cbuf, n);
   static const uint8_t junk[] = {0x10};
   rc |= put("one_byte", junk, sizeof junk);
+  /* A TCP stream as stream.c reads it: two frames back to back, then the
+   * same with the first bytes of a third. Sealed last, so the seeds above
+   * keep their counters and bytes. */
+  size_t n1 = 0, n2 = 0;
+  rc |= lm_env_seal_frame(out, sizeof out, &n1, ping, sizeof ping, &tx, 1);
+  rc |= lm_env_seal_frame(out + n1, sizeof out - n1, &n2, ping, sizeof ping,
+                          &tx, 0);
+  rc |= put("stream_two_frames", out, n1 + n2);
+  memcpy(out + n1 + n2, out, 10);
+  rc |= put("stream_partial_third", out, n1 + n2 + 10);
 
   lm_sender_close(&tx);
   lm_sender_close(&etx);
