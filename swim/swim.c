@@ -73,6 +73,7 @@ typedef struct susp {
    * suspect itself. Without `own` this node declares the member dead only
    * after a verify ping of its own went unanswered. */
   int own, verify;
+  uint64_t own_at; /* when our failed check reached for it */
   uint64_t verify_at, acked;
   uint64_t start, min_ms, max_ms, deadline;
   uint64_t accusers[SUSP_MAX_K + 1];
@@ -846,6 +847,7 @@ static void susp_start(swim_core_t *c, uint32_t midx, uint64_t from8) {
     s.k = SUSP_MAX_K;
   s.start = c->now;
   s.own = from8 == c->self8;
+  s.own_at = c->probe.active ? c->probe.t_indirect : c->now;
   s.accusers[0] = from8;
   s.deadline = s.start + susp_timeout(&s);
   if (VEC_PUSH(c->susp, s) == 0)
@@ -867,6 +869,15 @@ static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
   /* a last probe under way gets to finish */
   s->deadline = s->last_chance && d < s->deadline ? s->deadline : d;
   return 1;
+}
+
+/* First-hand evidence that still counts: a check of ours failed within the
+ * last probe period. Older evidence may predate a healed partition or a
+ * link that came back, so it is checked again before a verdict. The
+ * window is not stretched by local health: Lifeguard slows our probes when
+ * we are degraded, which makes our evidence older, not more reliable. */
+static int susp_fresh(const swim_core_t *c, const susp_t *s) {
+  return s->own && c->now <= s->own_at + c->cfg.probe_interval_ms;
 }
 
 /* ---- applying updates ---- */
@@ -1048,7 +1059,8 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   }
   /* dead */
   if (mm->status == SWIM_SUSPECT && mm->susp && cmp >= 0 &&
-      (c->susp.v[mm->susp - 1].doubt || !c->susp.v[mm->susp - 1].own)) {
+      (c->susp.v[mm->susp - 1].doubt ||
+       !susp_fresh(c, &c->susp.v[mm->susp - 1]))) {
     /* A verdict is hearsay: it may be stale (formed on the far side of a
      * partition that has since healed, about an incarnation the member
      * never had a reason to refute) or be racing the member's refutation.
@@ -1137,7 +1149,9 @@ static void verify_start(swim_core_t *c, uint32_t idx) {
     return;
   s->verify = 1;
   s->verify_at = c->now;
-  s->deadline = c->now + mul_ms(c->cfg.probe_timeout_ms, c->lhm);
+  /* Not stretched by local health (unlike a probe): the verdict rests on
+   * this check, so it must say how the member is now, not seconds ago. */
+  s->deadline = c->now + c->cfg.probe_timeout_ms;
   ping_verdict(c, idx);
 }
 
@@ -1391,8 +1405,10 @@ static void probe_end(swim_core_t *c) {
     mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
     enqueue(c, t, SWIM_UPD_SUSPECT, c->self8);
-  if (tm->susp)
-    c->susp.v[tm->susp - 1].own = 1; /* we failed to reach it ourselves */
+  if (tm->susp) { /* we failed to reach it ourselves */
+    c->susp.v[tm->susp - 1].own = 1;
+    c->susp.v[tm->susp - 1].own_at = c->probe.t_indirect;
+  }
 }
 
 /* ---- public entry points ---- */
@@ -1797,8 +1813,10 @@ void swim_tick(swim_core_t *c, uint64_t now) {
       i++;
       continue;
     }
-    if (now >= s->deadline && s->verify)
+    if (now >= s->deadline && s->verify) {
       s->own = 1; /* our verdict ping went unanswered: first-hand now */
+      s->own_at = s->verify_at;
+    }
     if (now >= s->deadline && s->nconf < s->k && !s->last_chance &&
         !s->verify && !c->leaving) {
       /* Not fully confirmed: before calling it dead, probe it once more
@@ -1815,9 +1833,10 @@ void swim_tick(swim_core_t *c, uint64_t now) {
       i++;
       continue;
     }
-    if (now >= s->deadline && !s->own && !s->verify && !c->leaving) {
-      /* Hearsay alone (a rumour we never checked): one direct check
-       * first. */
+    if (now >= s->deadline && !s->verify && !susp_fresh(c, s) &&
+        !c->leaving) {
+      /* Hearsay alone (a rumour we never checked), or a failure of ours
+       * that is no longer recent: one direct check first. */
       verify_start(c, s->midx);
       i++;
       continue;
