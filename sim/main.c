@@ -49,7 +49,10 @@ typedef enum act_kind {
   A_STEADY_END,
   /* follow-ups scheduled by the ones above */
   A_RESUME_NODE,
-  A_RESTART_NODE
+  A_RESTART_NODE,
+  A_FLAP,      /* fraction, dur, down, up: one split, cut and mended in turn */
+  A_FLAP_CUT,
+  A_FLAP_MEND
 } act_kind_t;
 
 typedef struct action {
@@ -61,6 +64,7 @@ typedef struct action {
   uint32_t count;
   double x, y;
   uint64_t dur;
+  uint64_t down, up; /* A_FLAP */
   const char *origin; /* "flag" or "file:line" for messages */
 } action_t;
 
@@ -171,6 +175,9 @@ static void usage(FILE *f) {
       "  --no-streams           no reliable stream: no push-pull, joins by datagram\n"
       "  --partition AT:DUR:F   cut a fraction F of the nodes off at AT s for DUR s\n"
       "  --oneway AT:DUR:F      a fraction F cannot send to the rest, AT s for DUR s\n"
+      "  --flap AT:DUR:F[:DOWN:UP] a fraction F of the nodes is cut off for DOWN s,\n"
+      "                         back for UP s, in turn from AT s for DUR s (one\n"
+      "                         random split throughout; default 5:5)\n"
       "  --pause AT:DUR:COUNT   pause COUNT random nodes at AT s for DUR s\n"
       "  --restart AT:COUNT[:DOWN] crash COUNT random nodes at AT s, restart them\n"
       "                         DOWN s later (default 5)\n"
@@ -191,7 +198,7 @@ enum {
   OPT_PROBE, OPT_TIMEOUT, OPT_INDIRECT, OPT_LATENCY, OPT_PARTITION,
   OPT_ONEWAY, OPT_PAUSE, OPT_RESTART, OPT_BOOTSTRAP, OPT_JOIN, OPT_SEEDS,
   OPT_ENVELOPE, OPT_SCENARIO, OPT_DETERMINISTIC, OPT_GOSSIP, OPT_PUSHPULL,
-  OPT_RECONNECT, OPT_NO_STREAMS
+  OPT_RECONNECT, OPT_NO_STREAMS, OPT_FLAP
 };
 
 static void parse_window(const char *flag, const char *arg, uint64_t *at,
@@ -424,13 +431,15 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       {"pushpull-interval-ms", required_argument, NULL, OPT_PUSHPULL},
       {"reconnect-interval-ms", required_argument, NULL, OPT_RECONNECT},
       {"no-streams", no_argument, NULL, OPT_NO_STREAMS},
+      {"flap", required_argument, NULL, OPT_FLAP},
       {"output", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   /* Flags that need the node count are checked after the loop. */
   const char *partition[16], *oneway[16], *pause[16], *restart[16];
-  int npart = 0, noneway = 0, npause = 0, nrestart = 0;
+  const char *flap[16];
+  int npart = 0, noneway = 0, npause = 0, nrestart = 0, nflap = 0;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":o:vh", opts, NULL)) != -1) {
@@ -549,6 +558,11 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case OPT_NO_STREAMS:
       st->no_streams = 1;
       break;
+    case OPT_FLAP:
+      if (nflap == 16)
+        die_usage("--flap may be given at most 16 times");
+      flap[nflap++] = optarg;
+      break;
     case 'o':
       if (lm_parse_output(&st->json, optarg) != 0)
         die_usage("-o: expected json or text, got '%s'", optarg);
@@ -579,6 +593,29 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     action_t *a = tl_add(&st->tl, at, one ? A_ONEWAY : A_PARTITION);
     a->x = fr;
     a->dur = dur;
+  }
+  for (int i = 0; i < nflap; i++) {
+    char buf[256];
+    char *f[5];
+    if (strlen(flap[i]) >= sizeof buf)
+      die_usage("--flap: value too long");
+    strcpy(buf, flap[i]);
+    int n = split_colon(buf, f, 5);
+    if (n != 3 && n != 5)
+      die_usage("--flap: expected AT:DUR:F[:DOWN:UP], got '%s'", flap[i]);
+    uint64_t at, dur, down = 5000, up = 5000;
+    double fr;
+    char head[256];
+    snprintf(head, sizeof head, "%s:%s:%s", f[0], f[1], f[2]);
+    parse_window("--flap", head, &at, &dur, &fr, 0);
+    if (n == 5 && (lm_parse_time_ms(&down, f[3]) != 0 || down == 0 ||
+                   lm_parse_time_ms(&up, f[4]) != 0 || up == 0))
+      die_usage("--flap: bad DOWN:UP '%s:%s'", f[3], f[4]);
+    action_t *a = tl_add(&st->tl, at, A_FLAP);
+    a->x = fr;
+    a->dur = dur;
+    a->down = down;
+    a->up = up;
   }
   for (int i = 0; i < npause; i++) {
     uint64_t at, dur;
@@ -617,6 +654,81 @@ static void parse_args(int argc, char **argv, settings_t *st) {
 
 /* ----------------------------------------------------------------- run -- */
 
+/* partition_false_dead: DEAD declarations, once any cut has happened, of a
+ * member that is up, not paused, in the life (generation) the verdict is
+ * about, by an observer it can reach both ways at that moment: on its own
+ * side of every partition or one-way cut, or anybody's once they healed.
+ * No failure detector has a reason for one; each is a protocol error.
+ *
+ * One exception, counted apart as heal_edge_dead: a declaration within
+ * edge_ms (a probe period plus a probe timeout) of a heal, about a member
+ * the observer could not reach until that heal. It rests on a check that
+ * failed while the cut stood (a core declares only on a failure of its
+ * own within the last probe period, or on a verdict ping unanswered for a
+ * probe timeout); a heal that lands inside that window is one no detector
+ * can see. */
+typedef struct trace_ctx {
+  uint64_t t0;      /* for log lines */
+  lm_sim_t *sim;    /* NULL while lm_sim_new runs */
+  int cut_ever;     /* a partition, one-way cut, flap or block happened */
+  uint64_t pfd_events;
+  uint8_t *pfd_subject; /* [node]: declared falsely at least once */
+  uint32_t pfd_subjects;
+  int64_t pfd_first_ms; /* ms after start, -1 none */
+  int32_t pfd_first_obs, pfd_first_subj;
+  uint8_t *cur_g, *prev_g; /* groups of the standing cut, and of the last
+                              healed one (NULL: none) */
+  uint8_t *g_store[2];
+  uint64_t heal_at, edge_ms;
+  uint64_t edge_events;
+} trace_ctx_t;
+
+/* The cut that now stands (groups as given to lm_sim_partition*). */
+static void tc_cut(trace_ctx_t *tc, const uint8_t *g, uint32_t n) {
+  tc->cut_ever = 1;
+  uint8_t *dst = tc->g_store[0] == tc->prev_g ? tc->g_store[1] : tc->g_store[0];
+  memcpy(dst, g, n);
+  tc->cur_g = dst;
+}
+
+static void tc_heal(trace_ctx_t *tc, uint64_t now) {
+  if (!tc->cur_g)
+    return;
+  tc->prev_g = tc->cur_g;
+  tc->cur_g = NULL;
+  tc->heal_at = now;
+}
+
+static void on_trace(void *ud, uint64_t now, uint32_t obs, int32_t subj,
+                     const swim_event_t *ev) {
+  trace_ctx_t *tc = ud;
+  if (ev->kind != SWIM_EV_DEAD || !tc->sim || !tc->cut_ever || subj < 0 ||
+      (uint32_t)subj == obs)
+    return;
+  lm_sim_t *sim = tc->sim;
+  uint32_t sj = (uint32_t)subj;
+  swim_core_t *sc = lm_sim_core(sim, sj);
+  if (!sc || lm_sim_is_paused(sim, sj) ||
+      ev->member.inc.gen != swim_self_inc(sc).gen)
+    return;
+  if (!lm_sim_can_reach(sim, obs, sj) || !lm_sim_can_reach(sim, sj, obs))
+    return;
+  if (tc->prev_g && now < tc->heal_at + tc->edge_ms &&
+      tc->prev_g[obs] != tc->prev_g[sj]) {
+    tc->edge_events++;
+    return;
+  }
+  if (!tc->pfd_events++) {
+    tc->pfd_first_ms = (int64_t)(now - tc->t0);
+    tc->pfd_first_obs = (int32_t)obs;
+    tc->pfd_first_subj = subj;
+  }
+  if (tc->pfd_subject && !tc->pfd_subject[sj]) {
+    tc->pfd_subject[sj] = 1;
+    tc->pfd_subjects++;
+  }
+}
+
 typedef struct heal_rec {
   uint64_t at;        /* ms after start */
   int64_t converge_ms; /* -1 not yet */
@@ -638,6 +750,9 @@ typedef struct run {
   int nheals;
   int heal_pending;
   uint64_t partitions_active;
+  struct trace_ctx *tc;
+  uint8_t *flap_g; /* the split a --flap cuts and mends */
+  uint64_t flap_end, flap_down, flap_up;
   int bootstrap;
   uint32_t killed;
   /* steady state: traffic between two marks with nothing happening */
@@ -794,9 +909,32 @@ static void exec_action(run_t *r, const action_t *a) {
     for (uint32_t k = 0; k < nv; k++)
       lm_sim_leave(sim, victims[k]);
     break;
+  case A_FLAP:
+    free(r->flap_g);
+    r->flap_g = pick_groups(r, a->x);
+    r->flap_end = now + a->dur;
+    r->flap_down = a->down;
+    r->flap_up = a->up;
+    /* fall through */
+  case A_FLAP_CUT:
+    tc_cut(r->tc, r->flap_g, lm_sim_size(sim));
+    lm_sim_partition(sim, r->flap_g);
+    tl_add(&r->st->tl,
+           now + r->flap_down < r->flap_end ? now + r->flap_down : r->flap_end,
+           A_FLAP_MEND);
+    break;
+  case A_FLAP_MEND:
+    lm_sim_heal(sim);
+    tc_heal(r->tc, lm_sim_now(sim));
+    if (now + r->flap_up < r->flap_end)
+      tl_add(&r->st->tl, now + r->flap_up, A_FLAP_CUT);
+    else
+      start_heal_wait(r);
+    break;
   case A_PARTITION:
   case A_ONEWAY: {
     uint8_t *g = pick_groups(r, a->x);
+    tc_cut(r->tc, g, lm_sim_size(sim));
     if (a->kind == A_PARTITION)
       lm_sim_partition(sim, g);
     else
@@ -808,6 +946,7 @@ static void exec_action(run_t *r, const action_t *a) {
   }
   case A_HEAL:
     lm_sim_heal(sim);
+    tc_heal(r->tc, lm_sim_now(sim));
     start_heal_wait(r);
     break;
   case A_LOSS:
@@ -823,6 +962,7 @@ static void exec_action(run_t *r, const action_t *a) {
       lm_sim_set_drop(sim, (uint32_t)a->node, a->x);
     break;
   case A_BLOCK:
+    r->tc->cut_ever = 1;
     lm_sim_block(sim, (uint32_t)a->node, (uint32_t)a->node2);
     break;
   case A_UNBLOCK:
@@ -1016,6 +1156,18 @@ static void print_json(run_t *r, const report_t *rep, const swim_config_t *cfg,
   json_object_set_new(o, "converge_ms", lm_report_ms_or_null(r->converge_ms));
   json_object_set_new(o, "killed", json_integer(r->killed));
   lm_report_outcome_json(o, &rep->outcome, 0);
+  json_object_set_new(o, "partition_false_dead",
+                      json_integer((json_int_t)r->tc->pfd_events));
+  json_object_set_new(o, "partition_false_dead_nodes",
+                      json_integer(r->tc->pfd_subjects));
+  json_object_set_new(o, "heal_edge_dead",
+                      json_integer((json_int_t)r->tc->edge_events));
+  if (r->tc->pfd_events)
+    json_object_set_new(
+        o, "partition_false_dead_first",
+        json_pack("{s:I,s:s,s:s}", "at_ms", (json_int_t)r->tc->pfd_first_ms,
+                  "observer", lm_sim_node_name(r->sim, (uint32_t)r->tc->pfd_first_obs),
+                  "subject", lm_sim_node_name(r->sim, (uint32_t)r->tc->pfd_first_subj)));
   json_object_set_new(o, "bytes_per_node_s", lm_report_real3(rep->bytes_per_node_s));
   json_object_set_new(o, "pkts_per_node_s", lm_report_real3(rep->pkts_per_node_s));
   if (r->steady_valid) {
@@ -1130,6 +1282,9 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
          (unsigned long long)rep->outcome.false_suspect_events,
          rep->outcome.false_dead,
          (unsigned long long)rep->outcome.false_dead_events);
+  printf("partition false deaths (same side, or after a heal): %llu events, "
+         "%u nodes\n",
+         (unsigned long long)r->tc->pfd_events, r->tc->pfd_subjects);
   printf("traffic: %.1f bytes and %.2f packets per node per second (with %u "
          "envelope bytes per packet)\n",
          rep->bytes_per_node_s, rep->pkts_per_node_s, st->envelope);
@@ -1137,8 +1292,8 @@ static void print_text(run_t *r, const report_t *rep, const swim_config_t *cfg,
 
 static void log_line(void *ud, uint64_t now, uint32_t node, int level,
                      const char *msg) {
-  const uint64_t *t0 = ud;
-  fprintf(stderr, "%10.3f n%-5u %-5s %s\n", (double)(now - *t0) / 1000.0, node,
+  const trace_ctx_t *tc = ud;
+  fprintf(stderr, "%10.3f n%-5u %-5s %s\n", (double)(now - tc->t0) / 1000.0, node,
           lm_report_level_name(level), msg);
 }
 
@@ -1186,10 +1341,17 @@ int main(int argc, char **argv) {
   if (st.reconnect_ms >= 0)
     o.base.reconnect_interval_ms = (uint32_t)st.reconnect_ms;
   o.streams = !st.no_streams;
-  uint64_t t0_for_log = LM_SIM_EPOCH_MS;
+  trace_ctx_t tc = {.t0 = LM_SIM_EPOCH_MS, .pfd_first_ms = -1};
+  tc.pfd_subject = calloc(st.nodes, 1);
+  tc.g_store[0] = calloc(st.nodes, 1);
+  tc.g_store[1] = calloc(st.nodes, 1);
+  if (!tc.pfd_subject || !tc.g_store[0] || !tc.g_store[1])
+    die("out of memory");
+  o.trace = on_trace;
+  o.ud = &tc;
   if (st.verbose) {
     o.log = log_line;
-    o.ud = &t0_for_log;
+    o.ud = &tc;
     o.log_level = st.verbose > 1 ? SWIM_LOG_DEBUG : SWIM_LOG_INFO;
   } else {
     o.log = NULL;
@@ -1205,7 +1367,10 @@ int main(int argc, char **argv) {
 
   run_t r = {.st = &st, .sim = sim, .converge_ms = -1, .bootstrap = bootstrap};
   r.t0 = lm_sim_now(sim);
-  t0_for_log = r.t0;
+  tc.t0 = r.t0;
+  tc.sim = sim;
+  tc.edge_ms = (uint64_t)o.base.probe_interval_ms + o.base.probe_timeout_ms;
+  r.tc = &tc;
   r.end = r.t0 + st.seconds_ms;
   r.used = calloc(st.nodes, 1);
   r.permanent = calloc(st.nodes, 1);
@@ -1274,6 +1439,10 @@ int main(int argc, char **argv) {
   lm_sim_free(sim);
   free(r.used);
   free(r.permanent);
+  free(r.flap_g);
+  free(tc.pfd_subject);
+  free(tc.g_store[0]);
+  free(tc.g_store[1]);
   free(st.tl.v);
   return 0;
 }

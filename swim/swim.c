@@ -66,6 +66,15 @@ typedef struct susp {
   uint32_t k, nconf;
   int last_chance; /* expired short of k confirmations: probed again first */
   int doubt;       /* started from someone's dead verdict, not a suspicion */
+  /* First-hand evidence (see "Partitions and false deaths" in
+   * docs/protocol.md): `own` is set when a probe of ours failed during this
+   * suspicion; `verify` when a verdict ping was sent to check someone
+   * else's verdict, at verify_at; `acked` is the last direct ack from the
+   * suspect itself. Without `own` this node declares the member dead only
+   * after a verify ping of its own went unanswered. */
+  int own, verify;
+  uint64_t own_at; /* when our failed check reached for it */
+  uint64_t verify_at, acked;
   uint64_t start, min_ms, max_ms, deadline;
   uint64_t accusers[SUSP_MAX_K + 1];
 } susp_t;
@@ -837,6 +846,8 @@ static void susp_start(swim_core_t *c, uint32_t midx, uint64_t from8) {
   if (s.k > SUSP_MAX_K)
     s.k = SUSP_MAX_K;
   s.start = c->now;
+  s.own = from8 == c->self8;
+  s.own_at = c->probe.active ? c->probe.t_indirect : c->now;
   s.accusers[0] = from8;
   s.deadline = s.start + susp_timeout(&s);
   if (VEC_PUSH(c->susp, s) == 0)
@@ -858,6 +869,15 @@ static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
   /* a last probe under way gets to finish */
   s->deadline = s->last_chance && d < s->deadline ? s->deadline : d;
   return 1;
+}
+
+/* First-hand evidence that still counts: a check of ours failed within the
+ * last probe period. Older evidence may predate a healed partition or a
+ * link that came back, so it is checked again before a verdict. The
+ * window is not stretched by local health: Lifeguard slows our probes when
+ * we are degraded, which makes our evidence older, not more reliable. */
+static int susp_fresh(const swim_core_t *c, const susp_t *s) {
+  return s->own && c->now <= s->own_at + c->cfg.probe_interval_ms;
 }
 
 /* ---- applying updates ---- */
@@ -989,6 +1009,7 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
 }
 
 static void ping_verdict_limited(swim_core_t *c, uint32_t idx);
+static void verify_start(swim_core_t *c, uint32_t idx);
 static uint64_t pushpull_interval(const swim_core_t *c);
 
 static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
@@ -1037,11 +1058,22 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     return;
   }
   /* dead */
-  if (mm->status == SWIM_SUSPECT && mm->susp && cmp == 0 &&
-      c->susp.v[mm->susp - 1].doubt) {
+  if (mm->status == SWIM_SUSPECT && mm->susp && cmp >= 0 &&
+      (c->susp.v[mm->susp - 1].doubt ||
+       !susp_fresh(c, &c->susp.v[mm->susp - 1]))) {
+    /* A verdict is hearsay: it may be stale (formed on the far side of a
+     * partition that has since healed, about an incarnation the member
+     * never had a reason to refute) or be racing the member's refutation.
+     * We accept a death only on first-hand evidence: our own probe failed
+     * during this suspicion, or the member did not answer a verdict ping
+     * of ours. Until then the verdict confirms our suspicion. */
+    if (cmp > 0)
+      set_state(c, mm, u->inc, mm->status);
     if (susp_confirm(c, mm, u->from8))
       enqueue(c, idx, SWIM_UPD_SUSPECT, u->from8);
-    return; /* our own timer decides */
+    if (!c->susp.v[mm->susp - 1].doubt)
+      verify_start(c, idx); /* a doubt's own timer decides */
+    return;
   }
   if (is_live(mm->status) && cmp >= 0) {
     mark_dead(c, idx, u->inc, u->from8, SWIM_DEAD);
@@ -1100,6 +1132,26 @@ static void ping_verdict_limited(swim_core_t *c, uint32_t idx) {
       c->now < c->last_verdict_ping + VERDICT_PING_GAP_MS)
     return;
   c->last_verdict_ping = c->now;
+  ping_verdict(c, idx);
+}
+
+/* Someone else's verdict about a member we suspect on hearsay only: before
+ * we declare it ourselves, ask it directly (the ping carries the
+ * accusation). A live member answers at once, its ack carrying its
+ * refutation; a dead one stays silent for a probe timeout, and then the
+ * verdict is ours too. */
+static void verify_start(swim_core_t *c, uint32_t idx) {
+  member_t *mm = &c->m[idx];
+  if (!mm->susp)
+    return;
+  susp_t *s = &c->susp.v[mm->susp - 1];
+  if (s->verify)
+    return;
+  s->verify = 1;
+  s->verify_at = c->now;
+  /* Not stretched by local health (unlike a probe): the verdict rests on
+   * this check, so it must say how the member is now, not seconds ago. */
+  s->deadline = c->now + c->cfg.probe_timeout_ms;
   ping_verdict(c, idx);
 }
 
@@ -1333,6 +1385,8 @@ static void probe_end(swim_core_t *c) {
       s->start = c->now;
       s->nconf = 0;
       s->last_chance = 0;
+      s->own = 0;
+      s->verify = 0;
       s->deadline = s->start + susp_timeout(s);
     }
     return;
@@ -1351,6 +1405,10 @@ static void probe_end(swim_core_t *c) {
     mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
     enqueue(c, t, SWIM_UPD_SUSPECT, c->self8);
+  if (tm->susp) { /* we failed to reach it ourselves */
+    c->susp.v[tm->susp - 1].own = 1;
+    c->susp.v[tm->susp - 1].own_at = c->probe.t_indirect;
+  }
 }
 
 /* ---- public entry points ---- */
@@ -1632,6 +1690,12 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
     if (c->sync_want && memcmp(&c->sync_addr, to, sizeof *to) == 0)
       c->sync_want = 0;
   } else {
+    if (h.type == SWIM_MSG_ACK) {
+      /* an ack from the member itself: both ways between us work */
+      uint32_t ai = find8(c, h.from8);
+      if (ai != NONE && ai != 0 && c->m[ai].susp)
+        c->susp.v[c->m[ai].susp - 1].acked = now;
+    }
     handle_hdr(c, from, &h);
     if (c->joining && h.type == SWIM_MSG_ACK)
       c->joining = 0;
@@ -1734,8 +1798,27 @@ void swim_tick(swim_core_t *c, uint64_t now) {
     probe_start(c);
   for (uint32_t i = 0; i < c->susp.n;) {
     susp_t *s = &c->susp.v[i];
+    if (now >= s->deadline && s->acked > s->start && !c->leaving) {
+      /* The suspect itself acked us since the suspicion began (a verdict
+       * ping, say): it is up and its refutation is on the way. Like an
+       * acked probe, this restarts the timer; the ping carries the
+       * suspicion again. */
+      s->start = now;
+      s->nconf = 0;
+      s->last_chance = 0;
+      s->own = 0;
+      s->verify = 0;
+      s->deadline = now + susp_timeout(s);
+      ping_verdict(c, s->midx);
+      i++;
+      continue;
+    }
+    if (now >= s->deadline && s->verify) {
+      s->own = 1; /* our verdict ping went unanswered: first-hand now */
+      s->own_at = s->verify_at;
+    }
     if (now >= s->deadline && s->nconf < s->k && !s->last_chance &&
-        !c->leaving) {
+        !s->verify && !c->leaving) {
       /* Not fully confirmed: before calling it dead, probe it once more
        * ourselves. The ping carries the suspicion, so a live
        * suspect answers with its refutation, which may simply never have
@@ -1747,6 +1830,14 @@ void swim_tick(swim_core_t *c, uint64_t now) {
         mm->flags |= M_PROBE_SOON;
         (void)VEC_PUSH(c->soon, s->midx);
       }
+      i++;
+      continue;
+    }
+    if (now >= s->deadline && !s->verify && !susp_fresh(c, s) &&
+        !c->leaving) {
+      /* Hearsay alone (a rumour we never checked), or a failure of ours
+       * that is no longer recent: one direct check first. */
+      verify_start(c, s->midx);
       i++;
       continue;
     }

@@ -8,8 +8,9 @@
  * an update reaches everyone in O(log n) rounds, a leave is never mistaken
  * for a death, a restart outranks its old death, partitions are declared
  * and heal, a paused node does not accuse the healthy ones when its late
- * timers fire, a crash is detected within a bound, and the same seed gives
- * the same run.
+ * timers fire, a crash is detected within a bound, the same seed gives
+ * the same run, and no member is declared dead by one that can reach it
+ * (after a heal, across a one-way cut, under a flapping split).
  *
  * Every member event of every core goes through the trace callback into a
  * per (observer, subject) record, so each test asserts who marked whom, when
@@ -37,11 +38,6 @@
 #include "simnet.h"
 
 /* ------------------------------------------------------------ helpers -- */
-
-/* 1 in the test_scenarios_bugs build: run only the known-bug tests. */
-#ifndef LM_SCENARIO_BUGS
-#define LM_SCENARIO_BUGS 0
-#endif
 
 /* What the trace saw, per (observer, subject). Counts are of events, so a
  * SUSPECT refuted and raised again counts twice. */
@@ -831,8 +827,8 @@ static void split_and_heal(uint64_t seed, flap_t *f, uint8_t *g,
  * helpers on the far side that never nack, so Lifeguard's local health
  * climbs and stretches every probe period, and the last member of the far
  * side is often first probed only after 60 s. The figures at 60 s are
- * reported. So are the same-side deaths after the heal, which should not
- * happen (see test_bug_stale_verdict_after_heal). */
+ * reported. So are the same-side deaths after the heal, asserted to be
+ * none (see test_no_false_dead_after_heal). */
 static void test_partition_heal(void **state) {
   (void)state;
   for (uint64_t seed = 700; seed < 703; seed++) {
@@ -852,6 +848,7 @@ static void test_partition_heal(void **state) {
     assert_true(so.declared >= 0);
     assert_true(cross_dead >= 800);
     assert_true(so.healed >= 0);
+    assert_int_equal(f.events, 0);
     flap_free(&f);
   }
 }
@@ -861,9 +858,9 @@ static void test_partition_heal(void **state) {
  * sides declare each other dead much as in a full partition, but group 0
  * keeps hearing group 1's accusations, about itself too: each member of
  * group 0 refutes them, and a group 0 observer that missed a refutation
- * accepts group 1's stale DEAD verdict about a member of its own side.
- * Reported, not prescribed. Asserted: group 1 never declares one of its own
- * (nothing from group 0 reaches it), and the mesh recovers after the heal. */
+ * checks the verdict with a ping of its own instead of applying it.
+ * Asserted: neither group declares one of its own, and the mesh recovers
+ * after the heal (more seeds: test_oneway_no_false_dead). */
 static void test_partition_oneway(void **state) {
   (void)state;
   const uint64_t seed = 710;
@@ -903,6 +900,7 @@ static void test_partition_oneway(void **state) {
   for (uint32_t k = 0; k < n / 2; k++)
     refutes_a += r.refutes[k];
   assert_int_equal(same_b, 0);
+  assert_int_equal(same_a, 0);
   lm_sim_heal(sim);
   int64_t healed = poll_until(sim, 90000, 100, pred_converged, NULL);
   SUMMARY("partition/1way", "seed=%llu n=%u group0 -/-> group1 for 60 s: at "
@@ -1273,47 +1271,43 @@ static void test_many_crashes(void **state) {
   rec_free(&r);
 }
 
-/* ------------------------------------------------------ known bugs -- */
+/* ------------------------------------------- 11. no false deaths -- */
 
-/* Run by test_scenarios_bugs (LM_SCENARIO_BUGS=1, label known_bug), not by
- * test_scenarios: protocol properties the core does not have yet. Each test
- * fails until swim/ is fixed. */
-
-/* BUG: after a partition heals, the far side's DEAD verdicts about members
- * of the near side, formed while the split stood, reach the near side by
- * ordinary gossip and in acks (still in the far side's retransmit queues,
- * or queued again by the per-ping digest repair, apply_digest() /
- * piggyback() -> enqueue_state()). The near side never suspected those
- * members, so they never refuted and are still at the incarnation of the
- * verdict, and apply_accuse() applies a DEAD at an equal incarnation at
- * face value: the whole near side declares a member dead that it never
- * lost contact with, until the member hears of it and refutes. The
- * push-pull merge downgrades the same verdicts to SUSPECT to give the
- * member that chance; gossip, acks and digest repairs do not.
- * Seed 702 (split 60 s): at heal +422 ms n17 pings n24 with the digest
- * "n13 alive 1.0"; n24 holds n13 DEAD 1.0, re-queues D(n13 1.0) and gossips
- * it from +617 ms; n10 applies it at +817 ms and passes it on, and all 19
- * other members of n13's side declare it dead; n17 goes the same way at
- * +3.6 s (37 events; one observer holds a healthy member DEAD for 4.4 s).
- * Expected: no same-side DEAD after the heal. */
-static void test_bug_stale_verdict_after_heal(void **state) {
+/* Once a partition heals, the far side's verdicts about members of the near
+ * side, formed while the split stood, reach the near side by gossip, in
+ * acks, in digest repairs and in push-pulls. The near side never suspected
+ * those members, so they never refuted and are still at the incarnation
+ * of the verdict. Before the fix, an observer that held such a member
+ * SUSPECT on hearsay applied the verdict at face value while the member's
+ * refutation was still on its way: seed 702 had n0 and n12 declare n10
+ * dead 636 ms after the heal (10 ms before n10's refutation reached n0),
+ * seed 704 n36 declare n38. The core now declares a death only on
+ * first-hand evidence (its own failed probe within the last probe period,
+ * or a verdict ping left unanswered for a probe timeout); see
+ * docs/protocol.md, "Partitions and false deaths".
+ * Asserted: no member is ever declared dead by one of its own side, after
+ * the heal, over ten seeds (702 and 704 among them). */
+static void test_no_false_dead_after_heal(void **state) {
   (void)state;
   uint64_t total = 0;
-  for (uint64_t seed = 700; seed < 705; seed++) {
+  for (uint64_t seed = 700; seed < 710; seed++) {
     flap_t f;
     uint8_t g[40];
     split_out_t so;
     /* heal after one minute, as a real split would, whether or not each
      * side has finished declaring the other */
     split_and_heal(seed, &f, g, 60000, &so);
-    SUMMARY("bug/heal", "seed=%llu split 60 s: %llu same-side DEAD events "
-            "after the heal (longest %llu ms); first: n%d declares n%d DEAD "
-            "at %u.%u, %lld ms after the heal, n%d's own incarnation %u.%u",
+    SUMMARY("heal/false-dead", "seed=%llu split 60 s: %llu same-side DEAD "
+            "events after the heal (longest %llu ms); all alive again %lld "
+            "ms after the heal",
             (unsigned long long)seed, (unsigned long long)f.events,
-            (unsigned long long)f.longest, f.first_obs, f.first_subj,
-            f.first_inc.gen, f.first_inc.ver,
-            f.events ? (long long)(f.first_at - f.watch_from) : -1LL,
-            f.first_subj, f.first_self.gen, f.first_self.ver);
+            (unsigned long long)f.longest, (long long)so.healed);
+    if (f.events)
+      print_message("  first: n%d declares n%d DEAD at %u.%u, %lld ms after "
+                    "the heal, n%d's own incarnation %u.%u\n",
+                    f.first_obs, f.first_subj, f.first_inc.gen,
+                    f.first_inc.ver, (long long)(f.first_at - f.watch_from),
+                    f.first_subj, f.first_self.gen, f.first_self.ver);
     total += f.events;
     assert_true(so.healed >= 0);
     flap_free(&f);
@@ -1321,57 +1315,129 @@ static void test_bug_stale_verdict_after_heal(void **state) {
   assert_int_equal(total, 0);
 }
 
-/* BUG (same class, during a one-way cut): group 1 cannot hear group 0, so
- * it accuses and then declares every member of group 0 dead, and those
- * verdicts reach group 0. A group 0 member refutes when the accusation
- * reaches it, but it does not answer the member that sent it the
- * accusation (a GOSSIP has no reply; only a stale accusation is answered),
- * and a group 0 observer that misses the refutation for the length of the
- * suspicion applies group 1's DEAD at face value, though it reaches the
- * member both ways. Seed 710 (cut at t): n14 learns group 1's accusation
- * S(n13 1.0), relayed by n9, at t+5121 ms and gossips it to n13 itself at
- * t+5181 ms; n13 refutes to 1.1 at once but tells only its own gossip
- * targets; n14 hears nothing of 1.1 for ten seconds (half of every group 0
- * gossip goes to group 1 and is lost), and at t+15001 ms n24 (group 1)
- * sends it a reconnect ping carrying D(n14 1.0) and D(n13 1.0): n14
- * refutes its own death and applies n13's, still holding n13 SUSPECT at 1.0
- * (it had not pinged n13 since the suspicion, only gossiped to it).
- * Expected: group 0 never declares its own members dead. */
-static void test_bug_oneway_stale_verdict(void **state) {
+/* A one-way cut: group 0 cannot send to group 1, group 1 still reaches
+ * group 0. Group 1 hears nothing from group 0 and declares it dead, and
+ * those verdicts reach group 0 (about itself and about its own members).
+ * Before the fix, seed 710 had n14 apply group 1's stale D(n13 1.0) while
+ * n13, which it reaches both ways, had long refuted. Asserted over five
+ * seeds: neither group ever declares one of its own members dead, and the
+ * mesh is whole again after the heal. */
+static void test_oneway_no_false_dead(void **state) {
   (void)state;
-  const uint64_t seed = 710;
   const uint32_t n = 40;
-  uint8_t g[40];
-  for (uint32_t i = 0; i < n; i++)
-    g[i] = i < n / 2 ? 0 : 1;
+  uint64_t total = 0;
+  for (uint64_t seed = 710; seed < 715; seed++) {
+    uint8_t g[40];
+    for (uint32_t i = 0; i < n; i++)
+      g[i] = i < n / 2 ? 0 : 1;
+    flap_t f;
+    lm_sim_opts_t o;
+    flap_init(&f, &o, n, seed, g);
+    lm_sim_t *sim = start(&o);
+    f.sim = sim;
+    lm_sim_run(sim, 5000);
+    assert_int_equal(lm_sim_partition_oneway(sim, g, 0, 1), 0);
+    f.watch_from = lm_sim_now(sim);
+    lm_sim_run(sim, 60000);
+    uint64_t cross = dead_between(&f.r, g, 0);
+    lm_sim_heal(sim);
+    int64_t healed = poll_until(sim, 90000, 100, pred_converged, NULL);
+    SUMMARY("oneway/false-dead", "seed=%llu n=%u group0 -/-> group1 60 s: "
+            "%llu cross DEAD events, %llu same-side DEAD events (cut and "
+            "after the heal); all alive %lld ms after the heal",
+            (unsigned long long)seed, n, (unsigned long long)cross,
+            (unsigned long long)f.events, (long long)healed);
+    total += f.events;
+    assert_true(cross > 0);
+    assert_true(healed >= 0);
+    f.sim = NULL;
+    lm_sim_free(sim);
+    flap_free(&f);
+  }
+  assert_int_equal(total, 0);
+}
+
+/* A flapping split: the same 20/20 split is cut for 5 s and mended for 5 s,
+ * six times. Members on the same side never declare each other dead. A
+ * member of the other side may be declared while the cut stands, and in
+ * the instant after a mend on a check that failed before it (within a
+ * probe period plus a probe timeout: no detector can see a mend that lands
+ * between its last failed check and its verdict), but never later while
+ * the link is up. */
+typedef struct flapping {
   flap_t f;
-  lm_sim_opts_t o;
-  flap_init(&f, &o, n, seed, g);
-  lm_sim_t *sim = start(&o);
-  f.sim = sim;
-  lm_sim_run(sim, 5000);
-  assert_int_equal(lm_sim_partition_oneway(sim, g, 0, 1), 0);
-  f.watch_from = lm_sim_now(sim);
-  lm_sim_run(sim, 60000);
-  SUMMARY("bug/1way", "seed=%llu: %llu same-side DEAD events during the cut; "
-          "first: n%d declares n%d DEAD at %u.%u, %lld ms after the cut, "
-          "while n%d is at %u.%u",
-          (unsigned long long)seed, (unsigned long long)f.events, f.first_obs,
-          f.first_subj, f.first_inc.gen, f.first_inc.ver,
-          f.events ? (long long)(f.first_at - f.watch_from) : -1LL,
-          f.first_subj, f.first_self.gen, f.first_self.ver);
-  uint64_t events = f.events;
-  f.sim = NULL;
-  lm_sim_free(sim);
-  flap_free(&f);
-  assert_int_equal(events, 0);
+  int cut;
+  uint64_t mended_at, edge_ms;
+  uint64_t late_cross; /* cross DEAD while up, past the edge window */
+  uint64_t edge_cross; /* cross DEAD within the edge window */
+} flapping_t;
+
+static void on_trace_flapping(void *ud, uint64_t now, uint32_t obs,
+                              int32_t subj, const swim_event_t *ev) {
+  flapping_t *fl = ud;
+  on_trace_flap(&fl->f, now, obs, subj, ev);
+  if (ev->kind != SWIM_EV_DEAD || subj < 0 || !fl->f.watch_from ||
+      fl->f.g[obs] == fl->f.g[subj] || fl->cut)
+    return;
+  if (now < fl->mended_at + fl->edge_ms)
+    fl->edge_cross++;
+  else
+    fl->late_cross++;
+}
+
+static void test_flapping_no_false_dead(void **state) {
+  (void)state;
+  const uint32_t n = 40;
+  uint64_t same = 0, late = 0;
+  for (uint64_t seed = 720; seed < 725; seed++) {
+    uint8_t g[40];
+    for (uint32_t i = 0; i < n; i++)
+      g[i] = i < n / 2 ? 0 : 1;
+    flapping_t fl;
+    memset(&fl, 0, sizeof fl);
+    lm_sim_opts_t o;
+    flap_init(&fl.f, &o, n, seed, g);
+    o.trace = on_trace_flapping;
+    o.ud = &fl;
+    fl.edge_ms = o.base.probe_interval_ms + o.base.probe_timeout_ms;
+    lm_sim_t *sim = start(&o);
+    fl.f.sim = sim;
+    lm_sim_run(sim, 5000);
+    fl.f.watch_from = lm_sim_now(sim);
+    uint64_t cross_cut = 0;
+    for (int k = 0; k < 6; k++) {
+      assert_int_equal(lm_sim_partition(sim, g), 0);
+      fl.cut = 1;
+      uint64_t before = dead_between(&fl.f.r, g, 0);
+      lm_sim_run(sim, 5000);
+      cross_cut += dead_between(&fl.f.r, g, 0) - before;
+      lm_sim_heal(sim);
+      fl.cut = 0;
+      fl.mended_at = lm_sim_now(sim);
+      lm_sim_run(sim, 5000);
+    }
+    int64_t healed = poll_until(sim, 60000, 100, pred_converged, NULL);
+    SUMMARY("flap/false-dead", "seed=%llu n=%u split 20/20 cut 5 s / up 5 "
+            "s x6: %llu cross DEAD while cut, %llu within %llu ms of a mend, "
+            "%llu later while up; %llu same-side DEAD; all alive %lld ms "
+            "after the last mend + 5 s",
+            (unsigned long long)seed, n, (unsigned long long)cross_cut,
+            (unsigned long long)fl.edge_cross,
+            (unsigned long long)fl.edge_ms,
+            (unsigned long long)fl.late_cross,
+            (unsigned long long)fl.f.events, (long long)healed);
+    same += fl.f.events;
+    late += fl.late_cross;
+    assert_true(healed >= 0);
+    fl.f.sim = NULL;
+    lm_sim_free(sim);
+    flap_free(&fl.f);
+  }
+  assert_int_equal(same, 0);
+  assert_int_equal(late, 0);
 }
 
 int main(void) {
-  const struct CMUnitTest bugs[] = {
-      cmocka_unit_test(test_bug_stale_verdict_after_heal),
-      cmocka_unit_test(test_bug_oneway_stale_verdict),
-  };
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_refute_link_routed_around),
       cmocka_unit_test(test_refute_suspicion),
@@ -1386,8 +1452,9 @@ int main(void) {
       cmocka_unit_test(test_detection_time),
       cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_many_crashes),
+      cmocka_unit_test(test_no_false_dead_after_heal),
+      cmocka_unit_test(test_oneway_no_false_dead),
+      cmocka_unit_test(test_flapping_no_false_dead),
   };
-  if (LM_SCENARIO_BUGS)
-    return cmocka_run_group_tests(bugs, NULL, NULL);
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
