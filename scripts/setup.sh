@@ -10,7 +10,7 @@ PACKAGES=(
   libmsgpack-dev libuv1-dev libsodium-dev libjansson-dev
   libcurl4-openssl-dev libmicrohttpd-dev curl openssl
   libcmocka-dev clang libclang-rt-14-dev
-  iproute2 nftables procps python3
+  iproute2 nftables procps python3 jq
   prometheus
   etcd-server etcd-client protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
   libnghttp2-dev libssl-dev
