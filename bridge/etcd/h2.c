@@ -255,7 +255,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
         return 0;
       }
       r->have_msg = 1;
-      r->msg_off = pos;
+      r->msg_off = pos + 5;
       r->msg_len = ml;
       pos += (size_t)n;
     } else {

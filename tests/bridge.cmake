@@ -1,0 +1,20 @@
+# Tests of the bridge (bridge/): the etcd client against a real etcd
+# (Debian's etcd-server), against a scripted fake gRPC server, with TLS and
+# authentication, and the fuzz target of its response decoders.
+if(NOT TARGET lm_etcd)
+  return()
+endif()
+
+lm_add_test(test_etcd_client
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_etcd_client.c
+  LIBS lm_etcd
+  LABELS slow
+  TIMEOUT 300)
+
+lm_add_fuzz(fuzz_etcd_resp ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_etcd_resp.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/etcd_resp LIBS lm_etcd)
+
+# Rewrites the seed corpus of fuzz_etcd_resp:
+#   gen_etcd_corpus tests/fuzz/corpus/etcd_resp
+add_executable(gen_etcd_corpus ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/gen_etcd_corpus.c)
+target_link_libraries(gen_etcd_corpus PRIVATE lm_etcd)
