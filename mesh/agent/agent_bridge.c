@@ -154,7 +154,8 @@ int lm__agent_bridge_start(lm__agent_t *a, char *err, size_t cap) {
   o.prefix = prefix;
   o.cluster = cfg->cluster;
   o.name = a->name;
-  o.id = a->id.pk;
+  /* the certificate's copy: a->id is wiped once the node has its own */
+  o.id = a->cert.node_pk;
   o.lease_ttl_s = cfg->bridge_lease_ttl_s;
   o.fill = fill;
   o.fill_ud = a;
@@ -214,7 +215,7 @@ json_t *lm__agent_bridge_json(const lm__agent_t *a) {
   lm_bridge_stats(a->bridge->bridge, &s);
   return json_pack(
       "{s:s, s:b, s:b, s:b, s:b, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
-      "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+      "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
       "state", s.state, "healthy", lm_bridge_healthy(a->bridge->bridge),
       "connected", s.connected, "leader", s.leader, "quota_full",
       s.quota_full, "lease_id", (json_int_t)s.lease_id, "writer",
