@@ -104,7 +104,8 @@ static void conn_check_done(lm__conn_t *k) {
     return;
   }
   if (!nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2))
-    lm__conn_fail(k, LM_ETCD_ECONNRESET, "HTTP/2 session ended");
+    lm__conn_fail(k, k->goaway ? LM_ETCD_ECONNRESET : LM_ETCD_EPROTO,
+                  "HTTP/2 session ended (protocol error)");
 }
 
 void lm__conn_flush(lm__conn_t *k) {
@@ -706,6 +707,7 @@ void lm__conn_on_timer(lm__conn_t *k, uint64_t now) {
     return;
   }
   if (!k->ping_deadline && k->ping_due && k->ping_due <= now) {
+    lm__etcd_logf(c, 3, "ping %s:%d", k->host, k->port);
     if (nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL) == 0)
       k->ping_deadline = now + c->request_timeout_ms;
     k->ping_due = now + c->ping_interval_ms;
