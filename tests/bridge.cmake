@@ -25,3 +25,10 @@ lm_add_test(test_etcd_fake
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_etcd_fake.c
   LIBS lm_etcd PkgConfig::LM_T_NGHTTP2
   TIMEOUT 120)
+
+# TLS (certificates made with the openssl CLI) and authentication.
+lm_add_test(test_etcd_tls
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_etcd_tls.c
+  LIBS lm_etcd
+  LABELS slow
+  TIMEOUT 300)
