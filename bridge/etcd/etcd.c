@@ -27,8 +27,6 @@ typedef struct req_x {
 
 static req_x_t *RX(lm__req_t *r) { return (req_x_t *)r; }
 
-int lm__etcd_endpoint_ok(const char *ep);
-
 /* ---- the list ---- */
 
 static void link_tail(lm_etcd_t *c, lm__req_t *r) {
@@ -137,6 +135,7 @@ static void fill_result(lm_etcd_result_t *res, int err, int grpc_status,
 static void ka_stream_end(lm_etcd_t *c, lm__req_t *s, int err,
                           const char *msg, int grpc_status);
 static void start_auth(lm_etcd_t *c);
+static void kick(lm_etcd_t *c);
 
 /* Ends r with an error (or, resp != NULL, with its answer) and runs the
  * caller's callback. */
@@ -230,9 +229,7 @@ static void req_finish(lm__req_t *r, int err, int grpc_status,
   }
   RX(r)->busy--;
   if (r->kind == LM__REQ_AUTH && !err && !c->closing) {
-    /* send what waited for the token */
-    extern void lm__etcd_kick(lm_etcd_t *);
-    lm__etcd_kick(c);
+    kick(c); /* what waited for the token */
   }
   req_free(r);
   lm__etcd_rearm(c);
@@ -274,8 +271,9 @@ static int queue_append(lm__req_t *s, const uint8_t *p, size_t n) {
   return 0;
 }
 
-void lm__etcd_kick(lm_etcd_t *c);
-void lm__etcd_kick(lm_etcd_t *c) {
+/* Sends what can be sent: every request not yet on a stream, once the
+ * connection is up (and, with a user, the token is there). */
+static void kick(lm_etcd_t *c) {
   if (c->closing)
     return;
   lm__conn_t *k = c->conn;
@@ -355,12 +353,11 @@ void lm__etcd_conn_ready(lm_etcd_t *c) {
     if (c->state_cb)
       c->state_cb(c->state_ud, 1, 0, "");
   }
-  lm__etcd_kick(c);
+  kick(c);
 }
 
 void lm__etcd_conn_failed(lm_etcd_t *c, lm__conn_t *k, int err,
-                          const char *msg, int unused) {
-  (void)unused;
+                          const char *msg) {
   char m[256];
   snprintf(m, sizeof m, "%s", msg ? msg : "");
   /* The requests on k: what was sent fails. */
@@ -374,7 +371,6 @@ void lm__etcd_conn_failed(lm_etcd_t *c, lm__conn_t *k, int err,
   }
   if (c->closing)
     return;
-  /* An Authenticate never sent (the connection died first) goes too. */
   c->ep = (c->ep + 1) % c->nendpoints;
   if (c->connected) {
     c->connected = 0;
@@ -499,7 +495,7 @@ static void ka_stream_end(lm_etcd_t *c, lm__req_t *s, int err,
   if (reauth && !c->closing) {
     c->st.reauths++;
     start_auth(c);
-    lm__etcd_kick(c);
+    kick(c);
   }
 }
 
@@ -636,7 +632,7 @@ void lm__etcd_on_stream_end(lm__req_t *r, int err, const char *msg) {
         r->deadline = uv_now(c->loop) + c->request_timeout_ms;
         c->st.reauths++;
         start_auth(c);
-        lm__etcd_kick(c);
+        kick(c);
         return;
       }
       if (r->kind != LM__REQ_KA_STREAM)
@@ -870,7 +866,7 @@ static int submit(lm_etcd_t *c, lm__req_kind_t kind, const char *path,
   link_tail(c, r);
   if (out)
     *out = r;
-  lm__etcd_kick(c);
+  kick(c);
   return 0;
 }
 
@@ -985,7 +981,7 @@ int lm_etcd_lease_keepalive(lm_etcd_t *c, int64_t id, lm_etcd_lease_cb cb,
   r->lease_id = id;
   c->st.requests++;
   link_tail(c, r);
-  lm__etcd_kick(c);
+  kick(c);
   return 0;
 }
 
@@ -1015,7 +1011,7 @@ int lm_etcd_watch(lm_etcd_t *c, const uint8_t *key, size_t key_len,
     *watch_out = r->watch_id;
   c->st.requests++;
   link_tail(c, r);
-  lm__etcd_kick(c);
+  kick(c);
   return 0;
 }
 

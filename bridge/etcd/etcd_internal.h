@@ -185,6 +185,7 @@ struct lm_etcd {
   uv_timer_t timer; /* the earliest deadline of everything */
   lm__conn_t *conn;
   int connected; /* as last reported */
+  int ever_ready; /* a session was up once: later ones are reconnects */
   int authing;   /* an Authenticate is in flight: hold other requests */
   char *token;
   lm__req_t *reqs, *reqs_tail;
@@ -200,6 +201,8 @@ struct lm_etcd {
 /* h2.c: the transport. */
 void lm__etcd_logf(lm_etcd_t *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 0 when ep is "http://IP:PORT" or "https://IP:PORT" (or localhost). */
+int lm__etcd_endpoint_ok(const char *ep);
 /* Starts a connection to the current endpoint when there is none. */
 void lm__conn_ensure(lm_etcd_t *c);
 /* Opens the request's stream on the ready connection. 0 or LM_ETCD_E*. */
@@ -218,7 +221,7 @@ uint64_t lm__conn_next_deadline(const lm__conn_t *k);
 /* etcd.c: what the transport tells the calls. */
 void lm__etcd_conn_ready(lm_etcd_t *c);   /* session up (before auth) */
 void lm__etcd_conn_failed(lm_etcd_t *c, lm__conn_t *k, int err,
-                          const char *msg, int was_ready);
+                          const char *msg);
 /* A message of a stream (the gRPC frame's payload). */
 void lm__etcd_on_message(lm__req_t *r, const uint8_t *msg, size_t len);
 /* The stream ended: err (transport) or the gRPC status in r. */

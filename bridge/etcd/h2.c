@@ -104,7 +104,8 @@ static void conn_check_done(lm__conn_t *k) {
     return;
   }
   if (!nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2))
-    lm__conn_fail(k, LM_ETCD_ECONNRESET, "HTTP/2 session ended");
+    lm__conn_fail(k, k->goaway ? LM_ETCD_ECONNRESET : LM_ETCD_EPROTO,
+                  "HTTP/2 session ended (protocol error)");
 }
 
 void lm__conn_flush(lm__conn_t *k) {
@@ -352,6 +353,9 @@ static void session_start(lm__conn_t *k) {
   nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0, 4u << 20);
   k->state = LM__CONN_READY;
   k->dial_deadline = 0;
+  if (c->ever_ready)
+    c->st.reconnects++;
+  c->ever_ready = 1;
   k->ping_due = uv_now(c->loop) + c->ping_interval_ms;
   lm__etcd_logf(c, 2, "connected to etcd %s:%d%s", k->host, k->port,
                 k->tls ? " (TLS)" : "");
@@ -575,7 +579,6 @@ static int parse_endpoint(const char *ep, lm__conn_t *k, struct sockaddr_storage
   return LM_ETCD_EINVAL;
 }
 
-int lm__etcd_endpoint_ok(const char *ep);
 int lm__etcd_endpoint_ok(const char *ep) {
   conn_x_t x;
   struct sockaddr_storage sa;
@@ -604,8 +607,6 @@ void lm__conn_ensure(lm_etcd_t *c) {
   k->connect.data = k;
   c->handles++;
   c->conn = k;
-  if (c->st.requests > 0 && c->nendpoints)
-    c->st.reconnects++;
   k->dial_deadline = uv_now(c->loop) + c->dial_timeout_ms;
   lm__etcd_logf(c, 3, "connecting to %s", ep);
   if (perr == 0)
@@ -673,7 +674,7 @@ void lm__conn_fail(lm__conn_t *k, int err, const char *msg) {
   uv_close((uv_handle_t *)&k->tcp, on_tcp_closed);
   if (c->conn == k)
     c->conn = NULL;
-  lm__etcd_conn_failed(c, k, err, msg, 0);
+  lm__etcd_conn_failed(c, k, err, msg);
 }
 
 uint64_t lm__conn_next_deadline(const lm__conn_t *k) {
@@ -706,6 +707,7 @@ void lm__conn_on_timer(lm__conn_t *k, uint64_t now) {
     return;
   }
   if (!k->ping_deadline && k->ping_due && k->ping_due <= now) {
+    lm__etcd_logf(c, 3, "ping %s:%d", k->host, k->port);
     if (nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL) == 0)
       k->ping_deadline = now + c->request_timeout_ms;
     k->ping_due = now + c->ping_interval_ms;
