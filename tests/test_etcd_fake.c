@@ -38,7 +38,8 @@ typedef enum {
   M_SPLIT,        /* the answer one byte per DATA frame */
   M_TOKEN_ONCE,   /* the first call after Authenticate: invalid token */
   M_TOKEN_ALWAYS, /* every call: invalid token */
-  M_SILENT        /* accepts, reads nothing, answers nothing */
+  M_SILENT,       /* accepts, reads nothing, answers nothing */
+  M_GOAWAY_AFTER  /* answers, and GOAWAY naming that stream as the last */
 } mode_t_;
 
 typedef struct fake fake_t;
@@ -53,7 +54,7 @@ typedef struct sconn {
 
 typedef struct sreq {
   struct sbody *body;
-  int is_auth;
+  int is_auth, is_stream, answered;
   int hasleader, te, ct;
   char token[64];
 } sreq_t;
@@ -244,6 +245,10 @@ static void respond(sconn_t *sc, int32_t id, mode_t_ mode) {
   case M_SPLIT:
     data = framed_range(&len, 1, 0, 0, 0);
     break;
+  case M_GOAWAY_AFTER:
+    data = framed_range(&len, 1, 0, 0, 0);
+    nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR, NULL, 0);
+    break;
   case M_UNKNOWN_FIELDS:
     data = framed_range(&len, 1, 0, 1, 0);
     break;
@@ -331,6 +336,9 @@ static int s_on_header(nghttp2_session *s, const nghttp2_frame *fr,
 #define VAL(v) (vl == sizeof(v) - 1 && memcmp(value, v, vl) == 0)
   if (IS(":path") && VAL("/etcdserverpb.Auth/Authenticate"))
     q->is_auth = 1;
+  else if (IS(":path") && (VAL("/etcdserverpb.Watch/Watch") ||
+                           VAL("/etcdserverpb.Lease/LeaseKeepAlive")))
+    q->is_stream = 1;
   else if (IS("hasleader") && VAL("true"))
     q->hasleader = 1;
   else if (IS("te") && VAL("trailers"))
@@ -345,10 +353,14 @@ static int s_on_header(nghttp2_session *s, const nghttp2_frame *fr,
 }
 
 static int s_on_frame(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
-  (void)s;
   sconn_t *sc = ud;
-  if ((fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
-      (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+  sreq_t *q = sreq_of(s, fr->hd.stream_id);
+  /* a unary call is answered at its end, a stream at its first message */
+  if (q && !q->answered &&
+      (fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
+      ((fr->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+       (q->is_stream && fr->hd.type == NGHTTP2_DATA))) {
+    q->answered = 1;
     sc->f->requests++;
     respond(sc, fr->hd.stream_id,
             sc->f->nconns > 1 ? sc->f->mode2 : sc->f->mode);
@@ -689,6 +701,56 @@ static void test_ping_unanswered(void **s) {
   fake_stop();
 }
 
+static void test_goaway_graceful(void **s) {
+  (void)s;
+  fake_start(M_GOAWAY_AFTER);
+  F.mode2 = M_OK;
+  lm_etcd_t *c = client(2000);
+  st_up = st_down = 0;
+  lm_etcd_on_state(c, on_state, NULL);
+  got_t g = range_once(c);
+  assert_int_equal(g.err, 0); /* its stream was not above last_stream_id */
+  int z = 0;
+  etcdh_run_until(&L, &st_down, 1000);
+  assert_int_equal(st_down, 1); /* then the connection closed */
+  g = range_once(c);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(F.nconns, 2);
+  (void)z;
+  client_close(c);
+  fake_stop();
+}
+
+static wrec_t W;
+
+static void watch_case(mode_t_ mode, int st, const char *msg, int want) {
+  fake_start(mode);
+  F.grpc_status = st;
+  F.grpc_message = msg;
+  lm_etcd_t *c = client(2000);
+  memset(&W, 0, sizeof W);
+  uint64_t id;
+  assert_int_equal(lm_etcd_watch(c, K("k"), NULL, 0, 0, 0, watch_cb, &W, &id),
+                   0);
+  assert_true(etcdh_run_until(&L, &W.ended, 5000));
+  assert_int_equal(W.m[W.n - 1].kind, LM_ETCD_WATCH_ERROR);
+  assert_int_equal(W.m[W.n - 1].err, want);
+  /* ended: cancelling it now is an error, and nothing more comes */
+  assert_int_equal(lm_etcd_watch_cancel(c, id), LM_ETCD_EINVAL);
+  client_close(c);
+  assert_int_equal(W.n, 1);
+  fake_stop();
+}
+
+static void test_watch_errors(void **s) {
+  (void)s;
+  watch_case(M_BADPROTO, 0, "", LM_ETCD_EPROTO);
+  watch_case(M_TRAILERS_ONLY, 14, "etcdserver: no leader", LM_ETCD_ENOLEADER);
+  watch_case(M_RST, 0, "", LM_ETCD_ECONNRESET);
+  watch_case(M_COMPRESSED, 0, "", LM_ETCD_EPROTO);
+  watch_case(M_NEVER, 0, "", LM_ETCD_ETIMEDOUT); /* never created */
+}
+
 static lm_etcd_t *client_user(void) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d", F.port);
   const char *eps[1] = {url};
@@ -792,6 +854,8 @@ int main(void) {
       cmocka_unit_test(test_token_renewed),
       cmocka_unit_test(test_token_refused_twice),
       cmocka_unit_test(test_dial_timeout),
+      cmocka_unit_test(test_goaway_graceful),
+      cmocka_unit_test(test_watch_errors),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
