@@ -35,7 +35,11 @@ typedef enum {
   M_NEVER,
   M_OVERSIZE,
   M_HTTP_503,
-  M_SPLIT /* the answer one byte per DATA frame */
+  M_SPLIT,        /* the answer one byte per DATA frame */
+  M_TOKEN_ONCE,   /* the first call after Authenticate: invalid token */
+  M_TOKEN_ALWAYS, /* every call: invalid token */
+  M_SILENT,       /* accepts, reads nothing, answers nothing */
+  M_GOAWAY_AFTER  /* answers, and GOAWAY naming that stream as the last */
 } mode_t_;
 
 typedef struct fake fake_t;
@@ -47,6 +51,13 @@ typedef struct sconn {
   char rd[65536];
   int closing;
 } sconn_t;
+
+typedef struct sreq {
+  struct sbody *body;
+  int is_auth, is_stream, answered;
+  int hasleader, te, ct;
+  char token[64];
+} sreq_t;
 
 typedef struct sbody {
   uint8_t *b;
@@ -65,6 +76,8 @@ struct fake {
   const char *grpc_message;
   int no_ping_ack;
   int nconns, nopen, requests, cancels;
+  int auths, invalid_sent, bad_headers;
+  char last_token[64];
   sconn_t *conns[16];
 };
 
@@ -116,6 +129,10 @@ static void sc_close(sconn_t *sc) {
     return;
   sc->closing = 1;
   uv_close((uv_handle_t *)&sc->tcp, sc_closed);
+}
+
+static sreq_t *sreq_of(nghttp2_session *s, int32_t id) {
+  return nghttp2_session_get_stream_user_data(s, id);
 }
 
 static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf,
@@ -193,10 +210,44 @@ static void respond(sconn_t *sc, int32_t id, mode_t_ mode) {
   sbody_t *b = NULL;
   size_t len = 0;
   uint8_t *data = NULL;
+  sreq_t *q = sreq_of(s, id);
+  if (q && (!q->hasleader || !q->te || !q->ct))
+    f->bad_headers++;
+  if (q && q->is_auth) {
+    f->auths++;
+    Etcdserverpb__AuthenticateResponse ar =
+        ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
+    char tok[32];
+    snprintf(tok, sizeof tok, "tok%d", f->auths);
+    ar.token = tok;
+    size_t n = protobuf_c_message_get_packed_size(&ar.base);
+    data = malloc(5 + n);
+    data[0] = 0;
+    data[1] = data[2] = data[3] = 0;
+    data[4] = (uint8_t)n;
+    protobuf_c_message_pack(&ar.base, data + 5);
+    len = 5 + n;
+    mode = M_OK; /* answered below with data */
+  } else if (q && (mode == M_TOKEN_ALWAYS ||
+                   (mode == M_TOKEN_ONCE && !f->invalid_sent))) {
+    f->invalid_sent++;
+    snprintf(f->last_token, sizeof f->last_token, "%s", q->token);
+    mode = M_TRAILERS_ONLY;
+    f->grpc_status = 3;
+    f->grpc_message = "etcdserver: invalid auth token";
+  } else if (q && (mode == M_TOKEN_ONCE)) {
+    snprintf(f->last_token, sizeof f->last_token, "%s", q->token);
+    mode = M_OK;
+  }
+  if (!data)
   switch (mode) {
   case M_OK:
   case M_SPLIT:
     data = framed_range(&len, 1, 0, 0, 0);
+    break;
+  case M_GOAWAY_AFTER:
+    data = framed_range(&len, 1, 0, 0, 0);
+    nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR, NULL, 0);
     break;
   case M_UNKNOWN_FIELDS:
     data = framed_range(&len, 1, 0, 1, 0);
@@ -242,6 +293,9 @@ static void respond(sconn_t *sc, int32_t id, mode_t_ mode) {
     return;
   case M_NEVER:
   case M_GARBAGE:
+  case M_SILENT:
+  case M_TOKEN_ONCE:
+  case M_TOKEN_ALWAYS:
     return;
   }
 #undef NV
@@ -250,18 +304,63 @@ static void respond(sconn_t *sc, int32_t id, mode_t_ mode) {
   b->len = len;
   b->sc = sc;
   b->chunk = mode == M_SPLIT ? 1 : 0;
-  nghttp2_session_set_stream_user_data(s, id, b);
+  if (q)
+    q->body = b;
   nghttp2_data_provider dp;
   dp.source.ptr = b;
   dp.read_callback = body_read;
   nghttp2_submit_response(s, id, ok, 2, &dp);
 }
 
+static int s_on_begin(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
+  (void)ud;
+  if (fr->hd.type == NGHTTP2_HEADERS &&
+      fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    sreq_t *q = calloc(1, sizeof *q);
+    nghttp2_session_set_stream_user_data(s, fr->hd.stream_id, q);
+  }
+  return 0;
+}
+
+static sreq_t *sreq_of(nghttp2_session *s, int32_t id);
+
+static int s_on_header(nghttp2_session *s, const nghttp2_frame *fr,
+                       const uint8_t *name, size_t nl, const uint8_t *value,
+                       size_t vl, uint8_t flags, void *ud) {
+  (void)flags;
+  (void)ud;
+  sreq_t *q = sreq_of(s, fr->hd.stream_id);
+  if (!q)
+    return 0;
+#define IS(n) (nl == sizeof(n) - 1 && memcmp(name, n, nl) == 0)
+#define VAL(v) (vl == sizeof(v) - 1 && memcmp(value, v, vl) == 0)
+  if (IS(":path") && VAL("/etcdserverpb.Auth/Authenticate"))
+    q->is_auth = 1;
+  else if (IS(":path") && (VAL("/etcdserverpb.Watch/Watch") ||
+                           VAL("/etcdserverpb.Lease/LeaseKeepAlive")))
+    q->is_stream = 1;
+  else if (IS("hasleader") && VAL("true"))
+    q->hasleader = 1;
+  else if (IS("te") && VAL("trailers"))
+    q->te = 1;
+  else if (IS("content-type") && VAL("application/grpc"))
+    q->ct = 1;
+  else if (IS("token"))
+    snprintf(q->token, sizeof q->token, "%.*s", (int)vl, (const char *)value);
+#undef IS
+#undef VAL
+  return 0;
+}
+
 static int s_on_frame(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
-  (void)s;
   sconn_t *sc = ud;
-  if ((fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
-      (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+  sreq_t *q = sreq_of(s, fr->hd.stream_id);
+  /* a unary call is answered at its end, a stream at its first message */
+  if (q && !q->answered &&
+      (fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
+      ((fr->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+       (q->is_stream && fr->hd.type == NGHTTP2_DATA))) {
+    q->answered = 1;
     sc->f->requests++;
     respond(sc, fr->hd.stream_id,
             sc->f->nconns > 1 ? sc->f->mode2 : sc->f->mode);
@@ -274,10 +373,13 @@ static int s_on_close(nghttp2_session *s, int32_t id, uint32_t code,
   sconn_t *sc = ud;
   if (code == NGHTTP2_CANCEL)
     sc->f->cancels++;
-  sbody_t *b = nghttp2_session_get_stream_user_data(s, id);
-  if (b) {
-    free(b->b);
-    free(b);
+  sreq_t *q = nghttp2_session_get_stream_user_data(s, id);
+  if (q) {
+    if (q->body) {
+      free(q->body->b);
+      free(q->body);
+    }
+    free(q);
   }
   return 0;
 }
@@ -322,6 +424,8 @@ static void s_accept(uv_stream_t *l, int status) {
       f->conns[i] = sc;
       break;
     }
+  if (f->mode == M_SILENT)
+    return;
   uv_read_start((uv_stream_t *)&sc->tcp, s_alloc, s_read);
   if (f->mode == M_GARBAGE && f->nconns == 1) {
     static const char junk[] = "HTTP/1.1 400 Bad Request\r\n\r\n\x00\x01garbage";
@@ -331,6 +435,8 @@ static void s_accept(uv_stream_t *l, int status) {
   nghttp2_session_callbacks *cbs;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, s_on_frame);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, s_on_begin);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, s_on_header);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, s_on_close);
   nghttp2_option *opt;
   nghttp2_option_new(&opt);
@@ -595,6 +701,129 @@ static void test_ping_unanswered(void **s) {
   fake_stop();
 }
 
+static void test_goaway_graceful(void **s) {
+  (void)s;
+  fake_start(M_GOAWAY_AFTER);
+  F.mode2 = M_OK;
+  lm_etcd_t *c = client(2000);
+  st_up = st_down = 0;
+  lm_etcd_on_state(c, on_state, NULL);
+  got_t g = range_once(c);
+  assert_int_equal(g.err, 0); /* its stream was not above last_stream_id */
+  int z = 0;
+  etcdh_run_until(&L, &st_down, 1000);
+  assert_int_equal(st_down, 1); /* then the connection closed */
+  g = range_once(c);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(F.nconns, 2);
+  (void)z;
+  client_close(c);
+  fake_stop();
+}
+
+static wrec_t W;
+
+static void watch_case(mode_t_ mode, int st, const char *msg, int want) {
+  fake_start(mode);
+  F.grpc_status = st;
+  F.grpc_message = msg;
+  lm_etcd_t *c = client(2000);
+  memset(&W, 0, sizeof W);
+  uint64_t id;
+  assert_int_equal(lm_etcd_watch(c, K("k"), NULL, 0, 0, 0, watch_cb, &W, &id),
+                   0);
+  assert_true(etcdh_run_until(&L, &W.ended, 5000));
+  assert_int_equal(W.m[W.n - 1].kind, LM_ETCD_WATCH_ERROR);
+  assert_int_equal(W.m[W.n - 1].err, want);
+  /* ended: cancelling it now is an error, and nothing more comes */
+  assert_int_equal(lm_etcd_watch_cancel(c, id), LM_ETCD_EINVAL);
+  client_close(c);
+  assert_int_equal(W.n, 1);
+  fake_stop();
+}
+
+static void test_watch_errors(void **s) {
+  (void)s;
+  watch_case(M_BADPROTO, 0, "", LM_ETCD_EPROTO);
+  watch_case(M_TRAILERS_ONLY, 14, "etcdserver: no leader", LM_ETCD_ENOLEADER);
+  watch_case(M_RST, 0, "", LM_ETCD_ECONNRESET);
+  watch_case(M_COMPRESSED, 0, "", LM_ETCD_EPROTO);
+  watch_case(M_NEVER, 0, "", LM_ETCD_ETIMEDOUT); /* never created */
+}
+
+static lm_etcd_t *client_user(void) {
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", F.port);
+  const char *eps[1] = {url};
+  lm_etcd_options_t o;
+  memset(&o, 0, sizeof o);
+  o.endpoints = eps;
+  o.nendpoints = 1;
+  o.user = "root";
+  o.password = "pw";
+  o.request_timeout_ms = 2000;
+  o.log = test_log;
+  lm_etcd_t *c = NULL;
+  assert_int_equal(lm_etcd_new(&c, &L, &o, NULL, 0), 0);
+  return c;
+}
+
+static void test_token_renewed(void **s) {
+  (void)s;
+  fake_start(M_TOKEN_ONCE);
+  lm_etcd_t *c = client_user();
+  st_up = st_down = 0;
+  lm_etcd_on_state(c, on_state, NULL);
+  got_t g = range_once(c);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(st_up, 1);
+  assert_int_equal(F.auths, 2);
+  assert_int_equal(F.invalid_sent, 1);
+  assert_string_equal(F.last_token, "tok2"); /* resent with the new one */
+  assert_int_equal(F.bad_headers, 0);
+  lm_etcd_stats_t st;
+  lm_etcd_stats(c, &st);
+  assert_int_equal(st.reauths, 1);
+  client_close(c);
+  fake_stop();
+}
+
+static void test_token_refused_twice(void **s) {
+  (void)s;
+  fake_start(M_TOKEN_ALWAYS);
+  lm_etcd_t *c = client_user();
+  got_t g = range_once(c);
+  assert_int_equal(g.err, LM_ETCD_EAUTH);
+  assert_int_equal(g.grpc_status, 3);
+  assert_int_equal(F.auths, 2);
+  assert_int_equal(F.invalid_sent, 2);
+  client_close(c);
+  fake_stop();
+}
+
+static void test_dial_timeout(void **s) {
+  (void)s;
+  /* TCP connects but the TLS handshake never ends */
+  fake_start(M_SILENT);
+  char tls_url[64];
+  snprintf(tls_url, sizeof tls_url, "https://127.0.0.1:%d", F.port);
+  const char *eps[1] = {tls_url};
+  lm_etcd_options_t o;
+  memset(&o, 0, sizeof o);
+  o.endpoints = eps;
+  o.nendpoints = 1;
+  o.dial_timeout_ms = 300;
+  o.request_timeout_ms = 5000;
+  lm_etcd_t *c = NULL;
+  assert_int_equal(lm_etcd_new(&c, &L, &o, NULL, 0), 0);
+  uv_update_time(&L);
+  uint64_t t0 = uv_now(&L);
+  got_t g = range_once(c);
+  assert_int_equal(g.err, LM_ETCD_ECONNECT);
+  assert_true(uv_now(&L) - t0 < 2000);
+  client_close(c);
+  fake_stop();
+}
+
 static int group_setup(void **state) {
   (void)state;
   signal(SIGPIPE, SIG_IGN);
@@ -622,6 +851,11 @@ int main(void) {
       cmocka_unit_test(test_never),
       cmocka_unit_test(test_rotate),
       cmocka_unit_test(test_ping_unanswered),
+      cmocka_unit_test(test_token_renewed),
+      cmocka_unit_test(test_token_refused_twice),
+      cmocka_unit_test(test_dial_timeout),
+      cmocka_unit_test(test_goaway_graceful),
+      cmocka_unit_test(test_watch_errors),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

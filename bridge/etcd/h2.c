@@ -278,11 +278,27 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
 }
 
 static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
-  (void)s;
   lm__conn_t *k = ud;
   if (k->state == LM__CONN_DEAD)
     return NGHTTP2_ERR_CALLBACK_FAILURE;
-  if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+  if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+      (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    /* etcd ended the call while our side is still open (a stream, or a
+     * request not yet all sent): the call is over; finishing it resets
+     * our side. A fully closed stream ends in on_close. */
+    lm__req_t *r = stream_req(s, f->hd.stream_id);
+    if (r && nghttp2_session_get_stream_local_close(s, f->hd.stream_id) == 0) {
+      char msg[96];
+      int err = 0;
+      msg[0] = 0;
+      if (r->grpc_status < 0 && r->http_status != 200) {
+        err = LM_ETCD_EPROTO;
+        snprintf(msg, sizeof msg, "HTTP status %d without grpc-status",
+                 r->http_status);
+      }
+      lm__etcd_on_stream_end(r, err, msg);
+    }
+  } else if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
     k->ping_deadline = 0;
   } else if (f->hd.type == NGHTTP2_GOAWAY) {
     k->goaway = 1;
