@@ -23,7 +23,10 @@
 #             the writer's lease revoked by hand: a new lease, every key put
 #             again on it; etcd compacted at its current revision while the
 #             standby watches the leader key, then the writer SIGKILLed: the
-#             standby still takes over.
+#             standby still takes over. Then etcd's 8 MiB quota filled
+#             with junk: the writer says quota_full, readiness fails; junk
+#             deleted, compacted, defragmented, alarm disarmed: the view
+#             is written again.
 #  tls        etcd with TLS client certificates and user/password auth:
 #             the bridge with --bridge-ca/-cert/-key/-user/-password-file
 #             writes the view; an agent given a wrong password says so in
@@ -420,7 +423,7 @@ def sc_failover(binary):
 def sc_faults(binary):
     sc = "faults"
     ttl = 5
-    e = new_etcd()
+    e = new_etcd(quota_bytes=8 << 20)
     try:
         flags = bridge_flags(e, "--bridge-lease-ttl-s", str(ttl))
         with Cluster(binary, n=4, tag="bridge-faults",
@@ -500,6 +503,43 @@ def sc_faults(binary):
             wait_dead_gone(c, e, sc, "n0%d" % wi, 2, uuids[wi])
             _, _, _, kvs = wait_views_equal(c, e, 2, sc)
             check(not all_on_lease(kvs, ld3[1]), sc, "keys off the lease")
+
+            # ---- quota full: etcd refuses writes until space is freed
+            junk = "x" * 100000
+            k = 0
+            while k < 200:
+                p = e.ctl("put", "/junk/%03d" % k, junk, check=False)
+                if p.returncode != 0:
+                    check("space" in p.stderr, sc, "junk put: %s" % p.stderr)
+                    break
+                k += 1
+            check(k < 200, sc, "etcd took %d x 100 kB under an 8 MiB quota" % k)
+            log("%s: etcd full after %d puts of 100 kB: %s" % (
+                sc, k, e.alarms()))
+            c.cli(3, "pass", uuids[3])
+
+            def full():
+                b = bridge_stats(c, si)
+                return b if b and b["quota_full"] and not b["healthy"] \
+                    else None
+            b = wait_until(full, 30, 0.2)
+            check(b, sc, "quota: the writer does not say quota_full: %s" %
+                  bridge_stats(c, si))
+            rd = c.cli(si, "ready", check=False)
+            check(rd.returncode != 0, sc, "ready while etcd's quota is full")
+            e.delete("/junk/", prefix=True)
+            e.compact(e.revision())
+            e.defrag()
+            e.alarm_disarm()
+            t0 = time.monotonic()
+            _, _, es, _ = wait_views_equal(c, e, 2, sc, timeout=40)
+            check(es[uuids[3]][2] == "up", sc, "pass lost")
+            check(wait_until(lambda: not bridge_stats(c, si)["quota_full"],
+                             20, 0.2), sc, "still quota_full")
+            figure(sc, "quota full after %d x 100 kB: quota_full, not ready "
+                   "(exit %d); space freed and the alarm disarmed: the view "
+                   "in etcd again %.1f s later" % (k, rd.returncode,
+                                                    time.monotonic() - t0))
     finally:
         e.cleanup()
 
