@@ -10,7 +10,8 @@
 #                              after losing is fenced (no write, no key on
 #                              its lease)
 #   multiproc_bridge_faults    etcd restarted, the lease revoked by hand,
-#                              compaction then failover
+#                              compaction then failover, the quota full
+#                              then freed
 #   multiproc_bridge_tls       TLS client certificates and user/password; a
 #                              wrong password is reported, no crash
 #   multiproc_bridge_oslively  the os-lively layout key by key
