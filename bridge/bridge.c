@@ -71,6 +71,7 @@ struct lm_bridge {
   int inflight;
   uint32_t max_ops; /* shrinks after "too large" */
   int quota_full;
+  int quota_probe; /* quota full: the retry timer lets one batch through */
   uint64_t rng;
   /* reconciliation paging */
   uint8_t *range_from;
@@ -366,6 +367,10 @@ static void campaign_cb(void *ud, const lm_etcd_result_t *r, int succeeded,
   }
   if (succeeded) {
     b->st.elections_won++;
+    /* the backoff that led here may have replaced the quota retry timer:
+     * start without the old verdict (the first write finds out again) */
+    b->quota_full = 0;
+    b->quota_probe = 0;
     snprintf(b->st.leader_name, sizeof b->st.leader_name, "%s", b->name);
     blog(b, 2, "bridge: elected etcd writer (lease %lld, revision %lld)",
          (long long)b->lease, (long long)b->leader_rev);
@@ -499,6 +504,18 @@ static void retry_writes_cb(uv_timer_t *t) {
   lm_bridge_t *b = t->data;
   if (b->closing || b->state != ST_LEADER)
     return;
+  /* pump() sends nothing while the quota is full: let one batch through
+   * to find out whether etcd takes writes again */
+  if (b->quota_full && b->inflight == 0) {
+    b->quota_probe = 1;
+    pump(b);
+    if (b->quota_probe) {
+      /* nothing was sent: look again later */
+      b->quota_probe = 0;
+      uv_timer_start(&b->retry_timer, retry_writes_cb, 10000, 0);
+    }
+    return;
+  }
   pump(b);
 }
 
@@ -586,7 +603,8 @@ static void refill(lm_bridge_t *b) {
 }
 
 static void pump(lm_bridge_t *b) {
-  if (b->closing || b->state != ST_LEADER || b->quota_full)
+  if (b->closing || b->state != ST_LEADER ||
+      (b->quota_full && !b->quota_probe))
     return;
   refill(b);
   lm_bv_op_t ops[128];
@@ -645,6 +663,11 @@ static void pump(lm_bridge_t *b) {
       return;
     }
     b->inflight++;
+    if (b->quota_full) {
+      /* the probe: one batch, its answer decides */
+      b->quota_probe = 0;
+      break;
+    }
   }
   if (b->inflight == 0 && b->dirty_since) {
     lm_bv_counts_t c;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_bridge.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -444,6 +445,7 @@ static void finish_stop(agent_t *a, int leave_status) {
   reply_waiters(a, json_pack("{s:b, s:s, s:b}", "ok", 1, "name", a->name,
                              "left", leave_status == 0));
   lm__agent_snapshot_stop(a);
+  lm__agent_bridge_stop(a);
   if (a->node) {
     lm_node_t *n = a->node;
     a->node = NULL;
@@ -869,9 +871,12 @@ int lm__cmd_agent(int argc, char **argv) {
          lm_strerror(rc));
   lm__agent_services_start(&a);
   lm__agent_snapshot_start(&a);
-  if (a.cfg.bridge_etcd.n)
-    alog(&a, LM_LOG_WARN, "--bridge-etcd: the etcd bridge is not available "
-         "yet; ignoring %zu endpoint(s)", a.cfg.bridge_etcd.n);
+  if (lm__agent_bridge_start(&a, err, sizeof err) != 0) {
+    /* a bad bridge option: say so and stop, like any configuration error */
+    alog(&a, LM_LOG_ERROR, "bridge: %s", err);
+    a.exit_code = LM__EXIT_USAGE;
+    lm__agent_begin_stop(&a, "the bridge cannot start");
+  }
   if (a.cfg.join.n) {
     rc = lm_node_join(a.node, (const char *const *)a.cfg.join.v,
                       a.cfg.join.n);

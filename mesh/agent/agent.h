@@ -93,6 +93,8 @@ struct lm__agent {
   int snap_ready, snap_failing;
   uint64_t snap_index;
   int64_t snap_last_ms;
+  /* the etcd bridge (agent_bridge.c), NULL without --bridge-etcd */
+  struct lm__agent_bridge *bridge;
 };
 
 /* Leave the mesh and stop (a second call stops without waiting). */

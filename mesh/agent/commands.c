@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_bridge.h"
 #include "commands.h"
 #include "control.h"
 #include "probes.h"
@@ -144,6 +145,9 @@ static json_t *stats_json(agent_t *a, char *err, size_t cap) {
                         r);
   }
   json_object_set_new(j, "check_runs", runs);
+  json_t *bridge = lm__agent_bridge_json(a);
+  if (bridge)
+    json_object_set_new(j, "bridge", bridge);
 #undef PUT
   return j;
 }

@@ -23,6 +23,7 @@
 #endif
 
 #include "agent.h"
+#include "agent_bridge.h"
 #include "commands.h"
 #include "metrics.h"
 #include "probes.h"
@@ -36,8 +37,21 @@ static int probes_gone(agent_t *a, char *err, size_t cap) {
   return 1;
 }
 
+/* The probes' checks, and the bridge's when there is one: an agent asked
+ * to copy the view into etcd is not ready while it cannot. */
 static json_t *ready_checks(agent_t *a, int *ready) {
-  return lm__probes_ready(a->probes, a->cfg.join.n, a->stopping != 0, ready);
+  json_t *checks =
+      lm__probes_ready(a->probes, a->cfg.join.n, a->stopping != 0, ready);
+  int healthy;
+  json_t *bridge = lm__agent_bridge_check(a, &healthy);
+  if (bridge && checks) {
+    json_object_set_new(checks, "bridge", bridge);
+    if (!healthy)
+      *ready = 0;
+  } else {
+    json_decref(bridge);
+  }
+  return checks;
 }
 
 json_t *lm__environ_libraries(void) {
@@ -87,6 +101,14 @@ static char *metrics_text(agent_t *a, char *err, size_t cap) {
   json_decref(ready_checks(a, &in.ready));
   in.control_clients = a->ctl ? lm__ctl_client_count(a->ctl) : 0;
   char *text = lm__metrics_text(&in);
+  if (text && a->bridge) {
+    lm__buf_t b;
+    lm__buf_init(&b);
+    lm__buf_puts(&b, text);
+    lm__agent_bridge_metrics(a, &b);
+    free(text);
+    text = lm__buf_take(&b);
+  }
   if (!text)
     snprintf(err, cap, "out of memory");
   return text;
