@@ -14,6 +14,7 @@
 #define LIVEMESH_TESTS_ETCD_HARNESS_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -213,6 +214,49 @@ static __attribute__((unused)) int etcdh_start(etcdh_t *h) {
 static __attribute__((unused)) void etcdh_signal(etcdh_t *h, int sig) {
   if (h->pid > 0)
     kill(h->pid, sig);
+}
+
+/* 1 when every thread of the process is stopped (state T). */
+static __attribute__((unused)) int etcdh_all_stopped(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (!d)
+    return 0;
+  int all = 1, n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.')
+      continue;
+    char sp[400], buf[512];
+    snprintf(sp, sizeof sp, "%s/%s/stat", path, de->d_name);
+    FILE *f = fopen(sp, "r");
+    if (!f)
+      continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    const char *rp = strrchr(buf, ')');
+    n++;
+    if (!rp || rp[1] != ' ' || (rp[2] != 'T' && rp[2] != 't'))
+      all = 0;
+  }
+  closedir(d);
+  return all && n > 0;
+}
+
+/* SIGSTOP, and wait until the kernel has stopped every thread (kill()
+ * returns before that), so that nothing is answered after this. */
+static __attribute__((unused)) int etcdh_pause(etcdh_t *h) {
+  if (h->pid <= 0)
+    return -1;
+  kill(h->pid, SIGSTOP);
+  for (int i = 0; i < 200; i++) {
+    if (etcdh_all_stopped(h->pid))
+      return 0;
+    etcdh_sleep_ms(5);
+  }
+  return -1;
 }
 
 /* Ends the process (sig: SIGTERM or SIGKILL) and reaps it. */

@@ -389,7 +389,7 @@ static void test_timeout(void **state) {
   assert_int_equal(g.err, 0);
   lm_etcd_stats_t st0;
   lm_etcd_stats(c, &st0);
-  etcdh_signal(&F.e, SIGSTOP);
+  assert_int_equal(etcdh_pause(&F.e), 0);
   got_t t = {0};
   assert_int_equal(lm_etcd_range(c, K("x"), NULL, 0, 0, 0, range_cb, &t), 0);
   wait_got(&t);

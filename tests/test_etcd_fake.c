@@ -751,6 +751,70 @@ static void test_watch_errors(void **s) {
   watch_case(M_NEVER, 0, "", LM_ETCD_ETIMEDOUT); /* never created */
 }
 
+typedef struct closer {
+  lm_etcd_t *c;
+  int calls, done;
+  int err;
+} closer_t;
+
+static void close_in_cb(void *ud, const lm_etcd_result_t *r,
+                        const lm_etcd_kv_t *kvs, size_t nkvs, int64_t count,
+                        int more) {
+  (void)kvs;
+  (void)nkvs;
+  (void)count;
+  (void)more;
+  closer_t *x = ud;
+  x->calls++;
+  x->err = r->err;
+  lm_etcd_close(x->c, close_done, &x->done);
+}
+
+static void test_close_in_callback(void **s) {
+  (void)s;
+  fake_start(M_OK);
+  closer_t x = {0};
+  x.c = client(2000);
+  got_t other = {0};
+  assert_int_equal(lm_etcd_range(x.c, K("k"), NULL, 0, 0, 0, close_in_cb, &x),
+                   0);
+  assert_int_equal(lm_etcd_range(x.c, K("k"), NULL, 0, 0, 0, range_cb, &other),
+                   0);
+  assert_true(etcdh_run_until(&L, &x.done, 5000));
+  assert_int_equal(x.calls, 1);
+  assert_int_equal(x.err, 0);
+  assert_int_equal(other.called, 1);
+  /* answered in the same read, or canceled by the close */
+  assert_true(other.err == 0 || other.err == LM_ETCD_ECANCELED);
+  fake_stop();
+}
+
+static void test_bad_calls(void **s) {
+  (void)s;
+  fake_start(M_OK);
+  lm_etcd_t *c = client(2000);
+  got_t g = {0};
+  assert_int_equal(lm_etcd_range(c, NULL, 3, NULL, 0, 0, 0, range_cb, &g),
+                   LM_ETCD_EINVAL);
+  assert_int_equal(lm_etcd_lease_grant(c, 0, 0, lease_cb, &g), LM_ETCD_EINVAL);
+  assert_int_equal(lm_etcd_lease_keepalive(c, 0, lease_cb, &g),
+                   LM_ETCD_EINVAL);
+  lm_etcd_op_t bad = {(lm_etcd_op_kind_t)9, K("k"), NULL, 0, NULL, 0, 0};
+  assert_int_equal(lm_etcd_txn(c, NULL, 0, &bad, 1, NULL, 0, txn_cb, &g),
+                   LM_ETCD_EINVAL);
+  assert_int_equal(lm_etcd_watch_cancel(c, 12345), LM_ETCD_EINVAL);
+  int z = 0;
+  etcdh_run_until(&L, &z, 20);
+  assert_int_equal(g.called, 0); /* a refused call never calls back */
+  int done = 0;
+  lm_etcd_close(c, close_done, &done);
+  assert_int_equal(lm_etcd_range(c, K("k"), NULL, 0, 0, 0, range_cb, &g),
+                   LM_ETCD_ECLOSED);
+  assert_true(etcdh_run_until(&L, &done, 5000));
+  assert_int_equal(g.called, 0);
+  fake_stop();
+}
+
 static lm_etcd_t *client_user(void) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d", F.port);
   const char *eps[1] = {url};
@@ -856,6 +920,8 @@ int main(void) {
       cmocka_unit_test(test_dial_timeout),
       cmocka_unit_test(test_goaway_graceful),
       cmocka_unit_test(test_watch_errors),
+      cmocka_unit_test(test_close_in_callback),
+      cmocka_unit_test(test_bad_calls),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
