@@ -65,15 +65,16 @@ set(LM_FUZZ_CMD_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_agent.c
   ${PROJECT_SOURCE_DIR}/mesh/agent/commands.c
   ${PROJECT_SOURCE_DIR}/mesh/agent/agent_services.c
-  ${PROJECT_SOURCE_DIR}/mesh/agent/probes_agent.c)
+  ${PROJECT_SOURCE_DIR}/mesh/agent/probes_agent.c
+  ${PROJECT_SOURCE_DIR}/mesh/agent/agent_bridge.c)
 lm_add_fuzz(fuzz_ctl_request ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_ctl_request.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/ctl_request
   SOURCES ${LM_FUZZ_CMD_SOURCES}
-  LIBS lm_agent_core lm_trust livemesh_static PkgConfig::JANSSON)
+  LIBS lm_agent_core lm_trust livemesh_static lm_bridge PkgConfig::JANSSON)
 lm_add_fuzz(fuzz_http_req ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_http_req.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/http_req
   SOURCES ${LM_FUZZ_CMD_SOURCES}
-  LIBS lm_agent_core lm_trust livemesh_static PkgConfig::JANSSON
+  LIBS lm_agent_core lm_trust livemesh_static lm_bridge PkgConfig::JANSSON
   PkgConfig::LM_FUZZ_MHD)
 lm_add_fuzz(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/config LIBS lm_agent_core)
