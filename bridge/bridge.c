@@ -72,6 +72,7 @@ struct lm_bridge {
   uint32_t max_ops; /* shrinks after "too large" */
   int quota_full;
   int quota_probe; /* quota full: the retry timer lets one batch through */
+  int last_err; /* of the last failed request (LM_ETCD_E*) */
   uint64_t rng;
   /* reconciliation paging */
   uint8_t *range_from;
@@ -114,6 +115,7 @@ static void blog(lm_bridge_t *b, int level, const char *fmt, ...) {
 static void set_error(lm_bridge_t *b, const char *what,
                       const lm_etcd_result_t *r) {
   b->st.errors++;
+  b->last_err = r->err;
   snprintf(b->st.last_error, sizeof b->st.last_error, "%s: %s%s%s", what,
            lm_etcd_strerror(r->err), r->message && r->message[0] ? ": " : "",
            r->message ? r->message : "");
@@ -184,6 +186,13 @@ static void retry_cb(uv_timer_t *t) {
   lm_bridge_t *b = t->data;
   if (b->closing)
     return;
+  /* a member that answers without a leader (a minority side), or does not
+   * answer in time: try the next endpoint */
+  if ((b->last_err == LM_ETCD_ENOLEADER || b->last_err == LM_ETCD_ETIMEDOUT) &&
+      b->o.etcd.nendpoints > 1 && lm_etcd_next_endpoint(b->etcd) == 0)
+    blog(b, 1, "bridge: %s; trying the next etcd endpoint",
+         lm_etcd_strerror(b->last_err));
+  b->last_err = 0;
   if (b->lease)
     campaign(b);
   else

@@ -852,6 +852,15 @@ void lm_etcd_on_state(lm_etcd_t *c, lm_etcd_state_cb cb, void *ud) {
 
 int lm_etcd_connected(const lm_etcd_t *c) { return c->connected; }
 
+int lm_etcd_next_endpoint(lm_etcd_t *c) {
+  if (!c || c->closing || !c->conn)
+    return LM_ETCD_EINVAL;
+  lm__etcd_logf(c, 1, "leaving endpoint %s for the next one",
+                c->endpoints[c->ep]);
+  lm__conn_fail(c->conn, LM_ETCD_ECONNRESET, "switching endpoint");
+  return 0;
+}
+
 static int submit(lm_etcd_t *c, lm__req_kind_t kind, const char *path,
                   uint8_t *frame, size_t len, void *cb, void *ud,
                   lm__req_t **out) {

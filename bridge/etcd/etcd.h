@@ -108,6 +108,11 @@ typedef void (*lm_etcd_state_cb)(void *ud, int connected, int err,
                                  const char *msg);
 void lm_etcd_on_state(lm_etcd_t *c, lm_etcd_state_cb cb, void *ud);
 int lm_etcd_connected(const lm_etcd_t *c);
+/* Drops the connection (its requests fail with LM_ETCD_ECONNRESET) so the
+ * next request goes to the next endpoint: for a member that answers but
+ * cannot serve (no leader: a minority side). Not from inside a callback of
+ * this client. 0, or LM_ETCD_EINVAL when there is no connection. */
+int lm_etcd_next_endpoint(lm_etcd_t *c);
 
 /* ---- KV ---- */
 
