@@ -73,6 +73,7 @@ struct lm_bridge {
   int quota_full;
   int quota_probe; /* quota full: the retry timer lets one batch through */
   int last_err; /* of the last failed request (LM_ETCD_E*) */
+  int lost_connection; /* the connection went down since it was up */
   uint64_t rng;
   /* reconciliation paging */
   uint8_t *range_from;
@@ -717,9 +718,25 @@ static void etcd_log(void *ud, int level, const char *msg) {
 static void etcd_state(void *ud, int connected, int err, const char *msg) {
   lm_bridge_t *b = ud;
   b->st.connected = connected;
-  if (!connected && !b->closing)
+  if (b->closing)
+    return;
+  if (!connected) {
     blog(b, 1, "bridge: etcd connection lost (%s%s%s)", lm_etcd_strerror(err),
          msg && msg[0] ? ": " : "", msg ? msg : "");
+    b->lost_connection = 1;
+    return;
+  }
+  /* back after a loss: etcd may have lost or changed what it held (a
+   * restore, another writer in between), so check the leadership again and,
+   * still the writer, reconcile in full */
+  if (b->lost_connection) {
+    b->lost_connection = 0;
+    if (b->state == ST_LEADER || b->state == ST_STANDBY) {
+      blog(b, 2, "bridge: etcd reachable again; checking the leadership and "
+                 "reconciling");
+      campaign_soon(b);
+    }
+  }
 }
 
 static int encode_leader(lm_bridge_t *b) {
