@@ -258,6 +258,15 @@ int lm__cmd_stats(int argc, char **argv) {
   if (!resp)
     return code;
   json_t *st = json_object_get(resp, "stats");
+  /* a scalar as the table shows it: strings, booleans, numbers */
+#define SCALAR_TEXT(v, buf)                                                   \
+  (json_is_string(v) ? (json_string_value(v)[0] ? json_string_value(v) : "-") \
+   : json_is_boolean(v)                                                       \
+       ? (json_is_true(v) ? "yes" : "no")                                     \
+       : (snprintf(buf, sizeof buf, "%lld",                                   \
+                   (long long)json_integer_value(v)),                         \
+          buf))
+  char nb[32];
   if (o.json) {
     print_json(st);
   } else {
@@ -270,7 +279,7 @@ int lm__cmd_stats(int argc, char **argv) {
         json_t *v2;
         json_object_foreach(v, k2, v2) {
           if (!json_is_object(v2)) {
-            printf("  %-18s %lld\n", k2, (long long)json_integer_value(v2));
+            printf("  %-18s %s\n", k2, SCALAR_TEXT(v2, nb));
             continue;
           }
           /* check_runs: one line per kind, its results side by side */
@@ -281,13 +290,12 @@ int lm__cmd_stats(int argc, char **argv) {
             printf(" %s %lld", k3, (long long)json_integer_value(v3));
           printf("\n");
         }
-      } else if (json_is_string(v)) {
-        printf("%-20s %s\n", k, json_string_value(v));
       } else {
-        printf("%-20s %lld\n", k, (long long)json_integer_value(v));
+        printf("%-20s %s\n", k, SCALAR_TEXT(v, nb));
       }
     }
   }
+#undef SCALAR_TEXT
   json_decref(resp);
   return LM__EXIT_OK;
 }
