@@ -780,6 +780,15 @@ def sc_minority(binary):
                 moved = [m for m in lines if "next etcd endpoint" in m]
                 check(moved, sc, "n00's log never says it moved to the next "
                       "endpoint:\n  %s" % "\n  ".join(lines[-15:]))
+                # the cause, not what the move itself did to the requests
+                # still on the old connection
+                causes = ("etcd has no leader", "etcd request timed out")
+                check(all(m.startswith(causes, len("bridge: "))
+                          for m in moved), sc,
+                      "n00's log names no cause for the move: %s" % moved)
+                check("switching endpoint" not in st["last_error"], sc,
+                      "n00's last_error is the move's own doing: %r" %
+                      st["last_error"])
                 left = [m for m in lines if "leaving endpoint" in m]
                 check(left and ec.endpoints[0] in left[0], sc,
                       "n00 did not leave e0 first: %s" % left)
