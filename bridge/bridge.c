@@ -74,6 +74,7 @@ struct lm_bridge {
   int quota_probe; /* quota full: the retry timer lets one batch through */
   int last_err; /* of the last failed request (LM_ETCD_E*) */
   int lost_connection; /* the connection went down since it was up */
+  int switching; /* inside lm_etcd_next_endpoint(): failures are ours */
   uint64_t rng;
   /* reconciliation paging */
   uint8_t *range_from;
@@ -187,13 +188,26 @@ static void retry_cb(uv_timer_t *t) {
   lm_bridge_t *b = t->data;
   if (b->closing)
     return;
-  /* a member that answers without a leader (a minority side), or does not
-   * answer in time: try the next endpoint */
-  if ((b->last_err == LM_ETCD_ENOLEADER || b->last_err == LM_ETCD_ETIMEDOUT) &&
-      b->o.etcd.nendpoints > 1 && lm_etcd_next_endpoint(b->etcd) == 0)
-    blog(b, 1, "bridge: %s; trying the next etcd endpoint",
-         lm_etcd_strerror(b->last_err));
+  int why = b->last_err;
   b->last_err = 0;
+  /* a member that answers without a leader (a minority side), or does not
+   * answer in time: try the next endpoint. Dropping the connection fails
+   * what is still in flight on it (a keep-alive) from inside the call:
+   * those failures are not errors of etcd's, and must neither overwrite
+   * the cause nor start anything (a keep-alive past the TTL would declare
+   * the lease lost and start a second backoff beside this retry). */
+  if ((why == LM_ETCD_ENOLEADER || why == LM_ETCD_ETIMEDOUT) &&
+      b->o.etcd.nendpoints > 1) {
+    uint64_t epoch = b->epoch;
+    b->switching = 1;
+    int rc = lm_etcd_next_endpoint(b->etcd);
+    b->switching = 0;
+    if (rc == 0)
+      blog(b, 1, "bridge: %s; trying the next etcd endpoint",
+           lm_etcd_strerror(why));
+    if (b->closing || b->epoch != epoch)
+      return; /* something started over meanwhile: its own timer runs */
+  }
   if (b->lease)
     campaign(b);
   else
@@ -219,7 +233,8 @@ static void keepalive_cb(void *ud, const lm_etcd_result_t *r, int64_t id,
   (void)ttl;
   if (!b->closing) {
     b->keepalive_inflight = 0;
-    if (id == b->lease && b->lease) {
+    /* dropped by our own switch of endpoint: the next one decides */
+    if (id == b->lease && b->lease && !b->switching) {
       if (r->err == 0) {
         b->last_keepalive_ok = now_ms(b);
       } else if (r->err == LM_ETCD_ELEASE) {

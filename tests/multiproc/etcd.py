@@ -27,6 +27,25 @@
 # CA, cert and key (e.ca, e.cert, e.key). Auth (auth_password="PW"): user
 # root with that password, auth enabled; e.ctl() logs in as root.
 #
+# A 3-member cluster (EtcdCluster): members e0, e1, e2, each its own client
+# and peer port on 127.0.0.1 and its own data dir under one temp dir, all in
+# one --initial-cluster (state new):
+#
+#   ec = EtcdCluster(n=3, gids={0: G})
+#   ec.start()           every member spawned, then each waited for healthy
+#   ec[i] / ec.members   the members (Etcd objects: every helper above
+#                        through that member's own endpoint)
+#   ec.endpoints         their client endpoints, e0's first
+#   ec.peer_ports        their peer ports
+#   ec.stop(i, sig) / ec.start_member(i) / ec.pause(i) / ec.resume(i)
+#   ec.leader_seen(i)    member i's idea of the raft leader (its member id,
+#                        0 when it has none), from `endpoint status`
+#   ec.get_prefix(p) ... the single-member helpers, through member ec.via
+#                        (0 unless set)
+#   gids={i: G}          member i runs with group id G, so nftables can tell
+#                        its sockets apart (`meta skgid G`) although every
+#                        member is on 127.0.0.1
+#
 # Standard library only. Every process is started here and stopped by its
 # PID (also from atexit); PR_SET_PDEATHSIG kills etcd with the test.
 import atexit
@@ -51,9 +70,11 @@ SRC = os.path.dirname(os.path.dirname(os.path.dirname(
 PROTO_DIR = os.path.join(SRC, "bridge", "proto")
 
 
-def _child_setup():
+def _child_setup(gid=None):
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     os.setpgid(0, 0)
+    if gid is not None:
+        os.setgid(gid)
 
 
 def free_port():
@@ -117,17 +138,24 @@ def make_pki(d):
 
 class Etcd:
     def __init__(self, tls=False, auth_password=None, quota_bytes=None,
-                 tmp=None, name="lmtest"):
+                 tmp=None, name="lmtest", client_port=None, peer_port=None,
+                 initial_cluster=None, gid=None, extra_args=()):
+        """initial_cluster, client_port, peer_port, gid and extra_args are
+        for a member of an EtcdCluster; alone, etcd is its own cluster."""
         self.tmp = tmp or tempfile.mkdtemp(prefix="lm-etcd-", dir="/tmp")
         self.own_tmp = tmp is None
+        os.makedirs(self.tmp, exist_ok=True)
         self.name = name
         self.data = os.path.join(self.tmp, "etcd.data")
         self.logf = os.path.join(self.tmp, "etcd.log")
         self.tls = tls
         self.password = auth_password
         self.quota = quota_bytes
-        self.client_port = free_port()
-        self.peer_port = free_port()
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster
+        self.gid = gid
+        self.extra_args = list(extra_args)
         scheme = "https" if tls else "http"
         self.endpoint = "%s://127.0.0.1:%d" % (scheme, self.client_port)
         self.proc = None
@@ -153,9 +181,10 @@ class Etcd:
              "--initial-advertise-peer-urls",
              "http://127.0.0.1:%d" % self.peer_port,
              "--initial-cluster",
+             self.initial_cluster or
              "%s=http://127.0.0.1:%d" % (self.name, self.peer_port),
              "--initial-cluster-state", "new",
-             "--logger", "zap", "--log-level", "warn"]
+             "--logger", "zap", "--log-level", "warn"] + self.extra_args
         if self.tls:
             a += ["--cert-file", self.server_cert, "--key-file",
                   self.server_key, "--trusted-ca-file", self.ca,
@@ -164,13 +193,22 @@ class Etcd:
             a += ["--quota-backend-bytes", str(self.quota)]
         return a
 
-    def start(self, timeout=30):
+    def spawn(self):
+        """Starts the process without waiting for it (the members of a
+        cluster only answer once a quorum runs)."""
         if self.proc and self.proc.poll() is None:
             raise EtcdError("etcd is already running")
+        gid = self.gid
         with open(self.logf, "a") as lf:
             self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL,
                                          stdout=lf, stderr=lf,
-                                         preexec_fn=_child_setup)
+                                         preexec_fn=lambda: _child_setup(gid))
+
+    def start(self, timeout=30):
+        self.spawn()
+        return self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout=30):
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -250,6 +288,20 @@ class Etcd:
                 " ".join(map(str, args)), p.returncode, p.stderr.strip()))
         return p
 
+    def status(self):
+        """`endpoint status` of this member: a dict with header.member_id,
+        leader (0: none), raftTerm, raftIndex ...; None if it does not
+        answer."""
+        p = self.ctl("endpoint", "status", "-w", "json", check=False,
+                     timeout=15)
+        if p.returncode != 0:
+            return None
+        try:
+            o = json.loads(p.stdout)
+            return o[0]["Status"] if o else None
+        except (ValueError, KeyError, IndexError):
+            return None
+
     def get_json(self, key, prefix=False):
         args = ["get", key, "-w", "json"]
         if prefix:
@@ -296,6 +348,160 @@ class Etcd:
 
     def alarm_disarm(self):
         self.ctl("alarm", "disarm")
+
+
+# ---- a cluster of members on loopback ------------------------------------
+
+class EtcdCluster:
+    HELPERS = ("ctl", "get_json", "get_prefix", "get", "revision", "put",
+               "delete", "lease_revoke", "leases", "compact", "defrag",
+               "alarms", "alarm_disarm")
+
+    def __init__(self, n=3, tmp=None, gids=None, extra_args=()):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="lm-etcdc-", dir="/tmp")
+        self.own_tmp = tmp is None
+        names = ["e%d" % i for i in range(n)]
+        self.client_ports = [free_port() for _ in names]
+        self.peer_ports = [free_port() for _ in names]
+        ic = ",".join("%s=http://127.0.0.1:%d" % (nm, pp)
+                      for nm, pp in zip(names, self.peer_ports))
+        gids = gids or {}
+        self.members = [
+            Etcd(tmp=os.path.join(self.tmp, nm), name=nm,
+                 client_port=self.client_ports[i],
+                 peer_port=self.peer_ports[i], initial_cluster=ic,
+                 gid=gids.get(i), extra_args=extra_args)
+            for i, nm in enumerate(names)]
+        self.endpoints = [m.endpoint for m in self.members]
+        self.via = 0
+        atexit.register(self.cleanup)
+
+    def __getitem__(self, i):
+        return self.members[i]
+
+    def __len__(self):
+        return len(self.members)
+
+    def __getattr__(self, name):
+        # the single-member helpers, through member `via`
+        if name in EtcdCluster.HELPERS:
+            return getattr(self.members[self.via], name)
+        raise AttributeError(name)
+
+    def start(self, timeout=60):
+        for m in self.members:
+            if not m.running():
+                m.spawn()
+        for m in self.members:
+            m.wait_healthy(timeout)
+        return self
+
+    def start_member(self, i, timeout=30):
+        return self.members[i].start(timeout)
+
+    def stop(self, i, sig=signal.SIGKILL):
+        self.members[i].stop(sig)
+
+    def pause(self, i):
+        self.members[i].pause()
+
+    def resume(self, i):
+        self.members[i].resume()
+
+    def pids(self):
+        return [m.pid for m in self.members]
+
+    def leader_seen(self, i):
+        st = self.members[i].status()
+        return int(st.get("leader", 0)) if st else 0
+
+    def member_id(self, i):
+        st = self.members[i].status()
+        return int(st["header"]["member_id"]) if st else 0
+
+    def log_tails(self, n=5):
+        return "\n".join("%s: %s" % (m.name, m.log_tail(n))
+                         for m in self.members)
+
+    def cleanup(self):
+        for m in self.members:
+            m.stop()
+        if self.own_tmp and not os.environ.get("LM_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- a member cut off from its peers (nftables) ---------------------------
+
+NFT = (os.environ.get("LM_NFT_BIN") or shutil.which("nft") or
+       "/usr/sbin/nft")
+
+
+class PeerCut:
+    """Cuts member i of an EtcdCluster off from the other members at the
+    peer level only (its client port stays open), with nftables rules in an
+    inet table of its own (`table`), created by apply() and deleted by
+    remove() (also from atexit). Every member is on 127.0.0.1, so ports and
+    addresses alone cannot tell member i's outgoing peer connections (from
+    ephemeral ports) from the others': member i runs with a group id of its
+    own (EtcdCluster(gids={i: G})) and `meta skgid G` matches its sockets.
+    In the output hook (every loopback packet goes through it):
+      - anything to or from member i's peer port (the others dialing it);
+      - member i's packets to the others' peer ports; such a connection is
+        also marked, and every packet of a marked connection is dropped, so
+        the others' answers on connections member i made before the cut do
+        not reach it either.
+    Needs root (CAP_NET_ADMIN)."""
+
+    MARK = 0x4c4d
+
+    def __init__(self, ec, i, table):
+        gid = ec[i].gid
+        if gid is None:
+            raise EtcdError("member %d runs without a gid of its own" % i)
+        self.table = table
+        others = [p for j, p in enumerate(ec.peer_ports) if j != i]
+        self.rules = (
+            "table inet %s {\n"
+            "  chain output {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            "    ct mark 0x%x drop\n"
+            "    tcp dport %d drop\n"
+            "    tcp sport %d drop\n"
+            "    meta skgid %d tcp dport { %s } ct mark set 0x%x drop\n"
+            "  }\n"
+            "}\n" % (table, self.MARK, ec.peer_ports[i], ec.peer_ports[i],
+                      gid, ", ".join(map(str, others)), self.MARK))
+        self.applied = False
+        atexit.register(self.remove)
+
+    @staticmethod
+    def _nft(*args, stdin=None):
+        return subprocess.run([NFT] + list(args), input=stdin, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def exists(self):
+        return self._nft("list", "table", "inet", self.table).returncode == 0
+
+    def apply(self):
+        if self.exists():  # left over by an earlier run that was killed
+            self._nft("delete", "table", "inet", self.table)
+        self.applied = True  # remove() tries even if this fails half-way
+        p = self._nft("-f", "-", stdin=self.rules)
+        if p.returncode != 0:
+            raise EtcdError("nft -f: %s" % p.stderr.strip())
+
+    def remove(self):
+        if not self.applied:
+            return
+        if self.exists():
+            p = self._nft("delete", "table", "inet", self.table)
+            if p.returncode != 0:
+                raise EtcdError("nft delete table inet %s: %s" % (
+                    self.table, p.stderr.strip()))
+        self.applied = False
+
+    def listing(self):
+        return self._nft("list", "table", "inet", self.table).stdout
 
 
 # ---- protobuf values -----------------------------------------------------
