@@ -245,6 +245,12 @@ static void keepalive_cb(void *ud, const lm_etcd_result_t *r, int64_t id,
         if (now_ms(b) - b->last_keepalive_ok >
             (uint64_t)b->o.lease_ttl_s * 1000)
           lease_lost(b);
+        /* a member without a leader keeps no lease alive: move to the next
+         * endpoint now, while the lease still stands on the majority side,
+         * rather than losing it and everything written on it */
+        else if (r->err == LM_ETCD_ENOLEADER && b->o.etcd.nendpoints > 1 &&
+                 b->state != ST_BACKOFF)
+          backoff(b, "the etcd member has no leader");
       }
     }
   }

@@ -6,6 +6,11 @@
 #              key (multiproc_services). It reaches into the node's
 #              internals to build and send the message, like
 #              test_node_services does.
+#   flood      UDP datagrams at a fixed rate: random bytes, or real
+#              datagrams with their authentication tampered
+#              (multiproc_flood).
+add_executable(flood ${CMAKE_CURRENT_SOURCE_DIR}/tools/flood.c)
+
 if(NOT TARGET livemesh_static OR NOT TARGET lm_store)
   return()
 endif()
