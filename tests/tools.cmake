@@ -8,7 +8,7 @@
 #              test_node_services does.
 #   flood      UDP datagrams at a fixed rate: random bytes, or real
 #              datagrams with their authentication tampered
-#              (multiproc_flood).
+#              (multiproc_flood; it reads the built binary beside the agent).
 add_executable(flood ${CMAKE_CURRENT_SOURCE_DIR}/tools/flood.c)
 
 if(NOT TARGET livemesh_static OR NOT TARGET lm_store)
