@@ -620,7 +620,7 @@ RUNNERS = {
     "loss30": lambda c, r: sc_loss(c, r, 30),
     "inbound80": sc_inbound80,
     "partition": sc_partition,
-    "oneway": lambda c, r: sc_partition(c, r, hold_s=30, oneway=True),
+    "oneway": lambda c, r: sc_partition(c, r, hold_s=60, oneway=True),
     "flap": sc_flap,
     "newip": sc_newip,
 }
