@@ -271,6 +271,14 @@ def pairs(evs):
     return sorted({"%s->%s" % (e.observer, e.who) for e in evs})
 
 
+def first_times(evs):
+    out = {}
+    for e in evs:
+        k = "%s->%s" % (e.observer, e.who)
+        out[k] = min(out.get(k, e.t), e.t)
+    return sorted(out.items(), key=lambda kv: kv[1])
+
+
 def count_false(r, c, healthy_pair, since):
     """false_dead/false_suspect: dead/suspect events (observer, subject) for
     which healthy_pair(observer, subject, t) says the subject was healthy as
@@ -282,7 +290,15 @@ def count_false(r, c, healthy_pair, since):
     r.d["false_dead"] = len(dead)
     r.d["false_suspect"] = len(susp)
     if dead:
-        r.note("false deaths (observer->member): %s" % ", ".join(pairs(dead)))
+        r.note("false deaths (observer->member): %s" % ", ".join(
+            "%s at +%.1fs" % (p, t - since) for p, t in first_times(dead)))
+        # for the log: every member event about them, on every agent
+        who = {e.who for e in dead}
+        for e in sorted((e for e in c.all_events(
+                {"suspect", "dead", "alive", "refuted"}, since) if e.who in who),
+                key=lambda e: e.t):
+            log("  %s.%03d %s: %s" % (time.strftime("%H:%M:%S", time.localtime(e.t)),
+                                      int(e.t * 1000) % 1000, e.observer, e.msg))
     if susp:
         r.note("false suspicions: %d events, %d pairs" % (len(susp), len(pairs(susp))))
     return dead

@@ -67,6 +67,8 @@ class Soak:
         self.checked_until = self.c.t_ready
         self.extra_svcs = []  # (agent, type, uuid)
         self.seen = set()
+        self.false_dead = 0
+        self.false_suspect = 0
 
     def violate(self, what):
         self.violations.append("%.0fs: %s" % (time.time() - self.t0, what))
@@ -113,8 +115,16 @@ class Soak:
                 continue
             self.seen.add(key)
             if not self.justified(e):
+                self.false_dead += 1
                 self.violate("%s declared %s dead at +%.1fs, outside any fault "
                              "that explains it" % (e.observer, e.who, e.t - self.t0))
+        for e in self.c.all_events({"suspect"}, self.checked_until):
+            key = (e.observer, e.who, e.t, "s")
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            if not self.justified(e):
+                self.false_suspect += 1  # reported: loss explains some
         self.checked_until = now - 5  # a line may be flushed late
 
     def converge(self, what):
@@ -265,8 +275,8 @@ def run(binary, minutes, as_json):
     sys.stdout = out
     d = r.done()
     if s is not None:
-        falsed = [v for v in s.violations if "declared" in v]
-        d["false_dead"] = len(falsed)
+        d["false_dead"] = s.false_dead
+        d["false_suspect"] = s.false_suspect
         d["reconverge_ms"] = ms(max(s.reconverge)) if s.reconverge else None
         d.update({"minutes": minutes, "seed": seed, "faults": s.faults,
                   "violations": s.violations,
