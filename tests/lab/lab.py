@@ -808,6 +808,11 @@ def main(argv):
                 a, " ".join(SCENARIOS)))
             return 2
         i += 1
+    def on_signal(sig, frame):
+        # unwinds through run_many's finally: the scenarios are told to stop
+        raise SystemExit("lab: interrupted by signal %d" % sig)
+    for sg in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sg, on_signal)
     if soak:
         import soak as soakmod
         return soakmod.run(binary, minutes, as_json)
