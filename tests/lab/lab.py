@@ -696,6 +696,13 @@ def eprint(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def _scenario_child():
+    # a scenario outlives no driver: SIGTERM makes it stop its agents and
+    # delete its network, even when the driver was SIGKILLed
+    import cluster as _c
+    _c._libc.prctl(_c.PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def run_many(binary, names, jobs, as_json):
     tmp = tempfile.mkdtemp(prefix="lm-labrun-", dir="/tmp")
     queue = [n for n in ORDER if n in names]
@@ -714,7 +721,8 @@ def run_many(binary, names, jobs, as_json):
                 p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                       binary, "--one", name, "--net", str(k),
                                       "--result", resp],
-                                     stdout=lf, stderr=subprocess.STDOUT)
+                                     stdout=lf, stderr=subprocess.STDOUT,
+                                     preexec_fn=_scenario_child)
                 lf.close()
                 running[name] = (p, k, logp, resp, time.monotonic())
                 eprint("lab: %s started (network %d)" % (name, k))
