@@ -1,0 +1,24 @@
+# The multi-host fault lab (scripts/lab.sh, tests/lab/, docs/lab.md): every
+# scenario on 8 network namespaces with one real agent each, faults by
+# nftables and signals; and a 2-minute soak under random churn. Both need
+# root and fail (not skip) without it. Labelled "slow" (and "lab"); RUN_SERIAL
+# because they are timing-sensitive and share the lab's lock.
+if(NOT TARGET livemesh)
+  return()
+endif()
+find_program(LM_PYTHON3 python3)
+if(NOT LM_PYTHON3)
+  message(STATUS "python3 not found: the fault lab is not registered")
+  return()
+endif()
+
+add_test(NAME lab
+  COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/lab.sh)
+add_test(NAME lab_soak
+  COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/lab.sh soak --minutes 2)
+set_tests_properties(lab PROPERTIES TIMEOUT 900)
+set_tests_properties(lab_soak PROPERTIES TIMEOUT 420)
+set_tests_properties(lab lab_soak PROPERTIES
+  LABELS "lab;slow"
+  RUN_SERIAL TRUE
+  ENVIRONMENT "LIVEMESH=$<TARGET_FILE:livemesh>;PYTHONDONTWRITEBYTECODE=1")
