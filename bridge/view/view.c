@@ -213,7 +213,7 @@ int lm__bv_want(lm_bv_t *v, const char *key, size_t klen, const uint8_t *val,
     return -1;
   uint64_t h = fnv1a(val, vlen);
   if (!e->val || e->vhash != h || e->vlen != vlen ||
-      memcmp(e->val, val, vlen) != 0) {
+      (vlen && memcmp(e->val, val, vlen) != 0)) {
     uint8_t *c = malloc(vlen ? vlen : 1);
     if (!c)
       return -1;
