@@ -524,6 +524,34 @@ static void test_verdict_ping_unanswered(void **state) {
   verdict_ping_race(0);
 }
 
+/* A datagram from a member held dead (here one that was cut off, and came
+ * back while everybody still holds it dead) makes the receiver ping it
+ * with its verdict; the ack carries the member's refutation and it is
+ * alive again at once, without waiting for gossip, anti-entropy or the
+ * reconnect timer. */
+static void test_heard_from_dead(void **state) {
+  (void)state;
+  tp_net_t *net = cluster(3, 0, 0);
+  tp_run(net, 2000);
+  tp_isolate(net, 1, 1);
+  assert_true(tp_wait_status(net, 0, 1, SWIM_DEAD, 60000) != UINT64_MAX);
+  tp_isolate(net, 1, 0);
+  tp_drain(net);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_DEAD);
+  /* any datagram will do: an empty gossip from node 1 */
+  msg_t m;
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(1));
+  swim_addr_t from = tp_addr(1);
+  assert_int_equal(
+      swim_recv(net->n[0].core, &from, m.buf, m.w.len, net->now), 0);
+  tp_drain(net); /* the verdict ping, node 1's ack with its refutation */
+  assert_int_equal(tp_status(net, 0, 1), SWIM_ALIVE);
+  swim_member_t mb;
+  assert_int_equal(tp_member(net, 0, 1, &mb), 0);
+  assert_true(swim_self_inc(net->n[1].core).ver > 0);
+  assert_int_equal(mb.inc.ver, swim_self_inc(net->n[1].core).ver);
+}
+
 /* An accusation carrying the largest version there is: the refutation must
  * still outrank it, or the accused cannot clear its name and is declared
  * dead while it is up. */
@@ -1098,6 +1126,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_refute_at_max_version, teardown),
       cmocka_unit_test_teardown(test_verdict_ping_full_timeout, teardown),
       cmocka_unit_test_teardown(test_verdict_ping_unanswered, teardown),
+      cmocka_unit_test_teardown(test_heard_from_dead, teardown),
       cmocka_unit_test_teardown(test_leave, teardown),
       cmocka_unit_test_teardown(test_restart, teardown),
       cmocka_unit_test_teardown(test_set_meta, teardown),
