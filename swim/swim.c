@@ -866,8 +866,14 @@ static int susp_confirm(swim_core_t *c, member_t *mm, uint64_t from8) {
     return 0;
   s->accusers[++s->nconf] = from8;
   uint64_t d = s->start + susp_timeout(s);
-  /* a last probe under way gets to finish */
-  s->deadline = s->last_chance && d < s->deadline ? s->deadline : d;
+  /* A check under way gets to finish: a last probe its two periods, a
+   * verdict ping its full probe timeout. verify_start() set that deadline
+   * and the tick loop takes a verify past it for an unanswered ping, i.e.
+   * first-hand evidence: pulled in by a confirmation (typically to a
+   * timeout that ran out long ago) it turned a ping answered a few ms
+   * later into a death (seed 97 of the 128-node one-way cut). */
+  if (!s->verify)
+    s->deadline = s->last_chance && d < s->deadline ? s->deadline : d;
   return 1;
 }
 
@@ -1133,6 +1139,21 @@ static void ping_verdict_limited(swim_core_t *c, uint32_t idx) {
     return;
   c->last_verdict_ping = c->now;
   ping_verdict(c, idx);
+}
+
+/* A datagram from a member we hold dead: it is up and takes us for alive,
+ * typically across a healed partition whose news passed us by (the
+ * refutation's gossip ran out before it reached us, and anti-entropy or
+ * the reconnect timer would take seconds). Ask it directly: the ping
+ * carries our verdict, the ack its current record, and apply_alive()
+ * takes it back and merges views with it. Nothing changes until that
+ * ack arrives, so a sender we cannot reach stays dead; the pings are
+ * limited like those digests prompt. */
+static void heard_from(swim_core_t *c, uint64_t from8) {
+  uint32_t i = find8(c, from8);
+  if (i == NONE || i == 0 || c->m[i].status != SWIM_DEAD || c->leaving)
+    return;
+  ping_verdict_limited(c, i);
 }
 
 /* Someone else's verdict about a member we suspect on hearsay only: before
@@ -1494,7 +1515,11 @@ int swim_new(swim_core_t **out, const swim_config_t *cfg,
   c->next_gossip = now + c->cfg.gossip_interval_ms;
   c->next_pushpull = now + c->cfg.pushpull_interval_ms +
                      rnd(c, c->cfg.pushpull_interval_ms);
-  c->next_reconnect = now + c->cfg.reconnect_interval_ms;
+  /* and the reconnect pings too: a cluster started at once would otherwise
+   * send them all in the same instant, so a partition healing just after
+   * it would wait a whole interval for any side to hear from the other */
+  c->next_reconnect = now + c->cfg.reconnect_interval_ms +
+                      rnd(c, c->cfg.reconnect_interval_ms);
   *out = c;
   return 0;
 }
@@ -1697,6 +1722,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
         c->susp.v[c->m[ai].susp - 1].acked = now;
     }
     handle_hdr(c, from, &h);
+    heard_from(c, h.from8);
     if (c->joining && h.type == SWIM_MSG_ACK)
       c->joining = 0;
   }

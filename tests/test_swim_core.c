@@ -449,6 +449,109 @@ static void test_refute(void **state) {
   assert_int_equal(swim_stats(b)->refutes, 2);
 }
 
+/* A verdict ping gets its full probe timeout, whatever else arrives
+ * meanwhile. An observer that holds a member SUSPECT on hearsay checks
+ * the first DEAD verdict about it with a ping of its own (verify_start);
+ * only that ping left unanswered for a probe timeout is first-hand
+ * evidence. A second verdict from another accuser used to recompute the
+ * deadline from the suspicion's start, which had run out long before, so
+ * the next tick took the ping for unanswered 2 ms after sending it
+ * (livemesh-sim --nodes 128 --seed 97 --oneway 20:60:0.5: n70 declared
+ * n113 dead at 30.005 s, its ack with the refutation came at 30.007 s).
+ * `answer`: the member is up and answers; otherwise it is gone, and is
+ * declared exactly one probe timeout after the ping. */
+static void inject_accuse(tp_net_t *net, int to, int from, int kind, int subj,
+                          swim_inc_t inc) {
+  msg_t m;
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(from));
+  swim_enc_accuse(&m.pk, (uint8_t)kind, tp_id8(subj), inc, tp_id8(from));
+  swim_addr_t fa = tp_addr(from);
+  assert_int_equal(
+      swim_recv(net->n[to].core, &fa, m.buf, m.w.len, net->now), 0);
+}
+
+static void verdict_ping_race(int answer) {
+  tp_net_t *net = cluster(6, 0, 0);
+  tp_run(net, 2000);
+  swim_core_t *a = net->n[0].core;
+  swim_inc_t inc = swim_self_inc(net->n[1].core);
+  swim_config_t cfg;
+  swim_config_default(&cfg);
+  /* node 0 hears that node 2 suspects node 1 */
+  inject_accuse(net, 0, 2, SWIM_UPD_SUSPECT, 1, inc);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_SUSPECT);
+  /* past the longest suspicion timeout, a DEAD verdict from node 3: node 0
+   * pings node 1 to check it */
+  net->now += (uint64_t)cfg.suspicion_max_mult * cfg.probe_interval_ms + 1000;
+  if (!answer)
+    tp_isolate(net, 1, 1);
+  uint64_t pinged = net->now;
+  inject_accuse(net, 0, 3, SWIM_UPD_DEAD, 1, inc);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_SUSPECT);
+  /* 2 ms later the same verdict from node 4, a new accuser */
+  net->now += 2;
+  inject_accuse(net, 0, 4, SWIM_UPD_DEAD, 1, inc);
+  swim_tick(a, net->now);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_SUSPECT);
+  assert_int_equal(tp_count_ev(net, 0, 1, SWIM_EV_DEAD), 0);
+  if (answer) {
+    /* the ping arrives, node 1 refutes in its ack */
+    tp_drain(net);
+    assert_int_equal(tp_status(net, 0, 1), SWIM_ALIVE);
+    tp_run(net, 10000);
+    for (int i = 0; i < 6; i++) {
+      assert_int_equal(tp_status(net, i, 1), SWIM_ALIVE);
+      assert_int_equal(tp_count_ev(net, i, 1, SWIM_EV_DEAD), 0);
+    }
+    return;
+  }
+  tp_drain(net);
+  net->now = pinged + cfg.probe_timeout_ms - 1;
+  swim_tick(a, net->now);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_SUSPECT);
+  net->now = pinged + cfg.probe_timeout_ms;
+  swim_tick(a, net->now);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_DEAD);
+}
+
+static void test_verdict_ping_full_timeout(void **state) {
+  (void)state;
+  verdict_ping_race(1);
+}
+
+static void test_verdict_ping_unanswered(void **state) {
+  (void)state;
+  verdict_ping_race(0);
+}
+
+/* A datagram from a member held dead (here one that was cut off, and came
+ * back while everybody still holds it dead) makes the receiver ping it
+ * with its verdict; the ack carries the member's refutation and it is
+ * alive again at once, without waiting for gossip, anti-entropy or the
+ * reconnect timer. */
+static void test_heard_from_dead(void **state) {
+  (void)state;
+  tp_net_t *net = cluster(3, 0, 0);
+  tp_run(net, 2000);
+  tp_isolate(net, 1, 1);
+  assert_true(tp_wait_status(net, 0, 1, SWIM_DEAD, 60000) != UINT64_MAX);
+  tp_isolate(net, 1, 0);
+  tp_drain(net);
+  assert_int_equal(tp_status(net, 0, 1), SWIM_DEAD);
+  /* any datagram will do: an empty gossip from node 1 */
+  msg_t m;
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(1));
+  swim_addr_t from = tp_addr(1);
+  assert_int_equal(
+      swim_recv(net->n[0].core, &from, m.buf, m.w.len, net->now), 0);
+  tp_drain(net); /* the verdict ping, node 1's ack with its refutation */
+  assert_int_equal(tp_status(net, 0, 1), SWIM_ALIVE);
+  swim_member_t mb;
+  assert_int_equal(tp_member(net, 0, 1, &mb), 0);
+  assert_true(swim_self_inc(net->n[1].core).ver > 0);
+  assert_int_equal(mb.inc.ver, swim_self_inc(net->n[1].core).ver);
+}
+
 /* An accusation carrying the largest version there is: the refutation must
  * still outrank it, or the accused cannot clear its name and is declared
  * dead while it is up. */
@@ -1021,6 +1124,9 @@ int main(void) {
       cmocka_unit_test_teardown(test_failure, teardown),
       cmocka_unit_test_teardown(test_refute, teardown),
       cmocka_unit_test_teardown(test_refute_at_max_version, teardown),
+      cmocka_unit_test_teardown(test_verdict_ping_full_timeout, teardown),
+      cmocka_unit_test_teardown(test_verdict_ping_unanswered, teardown),
+      cmocka_unit_test_teardown(test_heard_from_dead, teardown),
       cmocka_unit_test_teardown(test_leave, teardown),
       cmocka_unit_test_teardown(test_restart, teardown),
       cmocka_unit_test_teardown(test_set_meta, teardown),
