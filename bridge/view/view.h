@@ -12,7 +12,7 @@
  * Layouts (INTERFACES.md, etcd):
  *   native     PREFIX meta/schema, PREFIX members/<name>,
  *              PREFIX services/<type>/<host>/<uuid>; values protobuf
- *              (bridge/proto/livemesh.proto) or JSON.
+ *              (bridge/livemesh.proto) or JSON.
  *   os-lively  /NS/services/by-uuid/<uuid> (oslively.Service),
  *              by-type-host/<type>/<host> (a uuid: an up one when any is),
  *              by-status/UP|DOWN/<uuid> and by-region/<region>/<uuid>

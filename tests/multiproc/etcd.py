@@ -514,9 +514,11 @@ def decode(message, data, proto="livemesh.proto"):
     top-level scalar fields as a dict (a repeated one as a list; nested
     messages as dicts of their scalars, repeated ones as lists of dicts).
     Strings are unquoted (C escapes decoded); enums stay names."""
+    # livemesh.proto sits in bridge/ (where INTERFACES.md names it), the
+    # others in bridge/proto/
+    d = os.path.join(SRC, "bridge") if proto == "livemesh.proto" else PROTO_DIR
     p = subprocess.run(["protoc", "--decode=" + message,
-                        "--proto_path=" + PROTO_DIR,
-                        os.path.join(PROTO_DIR, proto)],
+                        "--proto_path=" + d, os.path.join(d, proto)],
                        input=data, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     if p.returncode != 0:
