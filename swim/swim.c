@@ -145,6 +145,7 @@ struct swim_core {
     uint32_t acks;           /* fenced: direct acks in a row */
     swim_inc_t above;        /* fenced: highest incarnation claimed of us */
     uint64_t since;
+    uint64_t probation; /* until then: probe unstretched, accuse nobody */
   } fence;
   uint32_t seq;
   uint32_t lhm;
@@ -856,13 +857,24 @@ static int fence_due(swim_core_t *c) {
   /* local health at (or one below) its ceiling */
   if (c->lhm + 1 < c->cfg.awareness_max)
     return 0;
-  /* and most replies our probes expected were lost */
-  if (c->fence.nok < FENCE_SAMPLES)
-    return 0;
+  /* and most replies our probes expected were lost. Lifeguard has
+   * stretched our probe interval by now (9 s at the ceiling), so the
+   * samples would come slowly: on probation we probe unstretched, and
+   * accuse nobody, until the refutations stop or the samples decide */
   uint32_t ok = 0;
   for (uint32_t i = 0; i < FENCE_SAMPLES; i++)
     ok += c->fence.ok[i];
-  return ok <= FENCE_MAX_OK;
+  if (c->fence.nok == FENCE_SAMPLES && ok <= FENCE_MAX_OK)
+    return 1;
+  if (c->now >= c->fence.probation && c->next_probe > c->now +
+                                          c->cfg.probe_interval_ms)
+    c->next_probe = c->now + c->cfg.probe_interval_ms;
+  c->fence.probation = c->now + FENCE_REFUTE_MS;
+  return 0;
+}
+
+static int fence_probation(const swim_core_t *c) {
+  return c->now < c->fence.probation;
 }
 
 static void fence_begin(swim_core_t *c, swim_inc_t claimed) {
@@ -871,6 +883,7 @@ static void fence_begin(swim_core_t *c, swim_inc_t claimed) {
     ok += c->fence.ok[i];
   c->fence.on = 1;
   c->fence.acks = 0;
+  c->fence.probation = 0;
   c->fence.since = c->now;
   c->fence.above = inc_cmp(claimed, c->m[0].inc) > 0 ? claimed : c->m[0].inc;
   c->st.fences++;
@@ -1463,8 +1476,9 @@ static uint32_t next_target(swim_core_t *c) {
 
 static void probe_start(swim_core_t *c) {
   uint32_t t = next_target(c);
-  /* fenced: unstretched and direct only, it only measures our hearing */
-  uint32_t lhm = c->fence.on ? 0 : c->lhm;
+  /* fenced: unstretched and direct only, it only measures our hearing;
+   * on probation (see fence_due) unstretched */
+  uint32_t lhm = c->fence.on || fence_probation(c) ? 0 : c->lhm;
   c->next_probe = c->now + mul_ms(c->cfg.probe_interval_ms, lhm);
   if (t == NONE)
     return;
@@ -1553,8 +1567,9 @@ static void probe_end(swim_core_t *c) {
                 ? (int)(c->probe.nacks_expected - c->probe.nacks)
                 : 0; /* helpers answered: the target is the problem */
   lhm_add(c, delta);
-  if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on)
-    return; /* fenced: we accuse nobody */
+  if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on ||
+      fence_probation(c))
+    return; /* fenced or on probation: we accuse nobody */
   if (tm->status == SWIM_ALIVE)
     mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
