@@ -40,7 +40,7 @@
 #define FENCE_SAMPLES 8       /* and of the last replies our probes expected */
 #define FENCE_MAX_OK 2        /* at most this many came back */
 #define FENCE_OTHERS 4        /* fewer suspicions of others than this meanwhile */
-#define FENCE_RECOVER_ACKS 5  /* direct acks in a row end the fence */
+#define FENCE_RECOVER_ACKS 8  /* direct acks in a row end the fence */
 
 enum { M_FREE = 0x1, M_QUEUED = 0x2, M_PROBE_SOON = 0x4, M_REAPED = 0x8 };
 
