@@ -52,7 +52,9 @@ typedef enum act_kind {
   A_RESTART_NODE,
   A_FLAP,      /* fraction, dur, down, up: one split, cut and mended in turn */
   A_FLAP_CUT,
-  A_FLAP_MEND
+  A_FLAP_MEND,
+  A_DEAF,      /* count, p, dur: COUNT random nodes lose P of what they get */
+  A_DEAF_END   /* node */
 } act_kind_t;
 
 typedef struct action {
@@ -181,6 +183,9 @@ static void usage(FILE *f) {
       "  --pause AT:DUR:COUNT   pause COUNT random nodes at AT s for DUR s\n"
       "  --restart AT:COUNT[:DOWN] crash COUNT random nodes at AT s, restart them\n"
       "                         DOWN s later (default 5)\n"
+      "  --deaf AT:DUR:COUNT:P  COUNT random nodes lose a fraction P of the\n"
+      "                         datagrams sent to them (their own go out), AT s\n"
+      "                         for DUR s; reported under \"deaf\"\n"
       "  --bootstrap | --join   start converged, or by joining through the seeds\n"
       "                         (default: join up to 2000 nodes, bootstrap above)\n"
       "  --seeds K              join mode: nodes 0..K-1 are seeds (default 1)\n"
@@ -198,7 +203,7 @@ enum {
   OPT_PROBE, OPT_TIMEOUT, OPT_INDIRECT, OPT_LATENCY, OPT_PARTITION,
   OPT_ONEWAY, OPT_PAUSE, OPT_RESTART, OPT_BOOTSTRAP, OPT_JOIN, OPT_SEEDS,
   OPT_ENVELOPE, OPT_SCENARIO, OPT_DETERMINISTIC, OPT_GOSSIP, OPT_PUSHPULL,
-  OPT_RECONNECT, OPT_NO_STREAMS, OPT_FLAP
+  OPT_RECONNECT, OPT_NO_STREAMS, OPT_FLAP, OPT_DEAF
 };
 
 static void parse_window(const char *flag, const char *arg, uint64_t *at,
@@ -432,14 +437,15 @@ static void parse_args(int argc, char **argv, settings_t *st) {
       {"reconnect-interval-ms", required_argument, NULL, OPT_RECONNECT},
       {"no-streams", no_argument, NULL, OPT_NO_STREAMS},
       {"flap", required_argument, NULL, OPT_FLAP},
+      {"deaf", required_argument, NULL, OPT_DEAF},
       {"output", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   /* Flags that need the node count are checked after the loop. */
   const char *partition[16], *oneway[16], *pause[16], *restart[16];
-  const char *flap[16];
-  int npart = 0, noneway = 0, npause = 0, nrestart = 0, nflap = 0;
+  const char *flap[16], *deaf[16];
+  int npart = 0, noneway = 0, npause = 0, nrestart = 0, nflap = 0, ndeaf = 0;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":o:vh", opts, NULL)) != -1) {
@@ -558,6 +564,11 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     case OPT_NO_STREAMS:
       st->no_streams = 1;
       break;
+    case OPT_DEAF:
+      if (ndeaf == 16)
+        die_usage("--deaf may be given at most 16 times");
+      deaf[ndeaf++] = optarg;
+      break;
     case OPT_FLAP:
       if (nflap == 16)
         die_usage("--flap may be given at most 16 times");
@@ -617,6 +628,28 @@ static void parse_args(int argc, char **argv, settings_t *st) {
     a->down = down;
     a->up = up;
   }
+  for (int i = 0; i < ndeaf; i++) {
+    char buf[256];
+    char *f[4];
+    if (strlen(deaf[i]) >= sizeof buf)
+      die_usage("--deaf: value too long");
+    strcpy(buf, deaf[i]);
+    if (split_colon(buf, f, 4) != 4)
+      die_usage("--deaf: expected AT:DUR:COUNT:P, got '%s'", deaf[i]);
+    uint64_t at, dur;
+    double cnt, p;
+    char head[256];
+    snprintf(head, sizeof head, "%s:%s:%s", f[0], f[1], f[2]);
+    parse_window("--deaf", head, &at, &dur, &cnt, 1);
+    if (cnt >= st->nodes)
+      die_usage("--deaf: count %.0f is not below --nodes %u", cnt, st->nodes);
+    if (lm_parse_fraction(&p, f[3]) != 0 || p <= 0 || p > 1)
+      die_usage("--deaf: P must be in (0, 1], got '%s'", f[3]);
+    action_t *a = tl_add(&st->tl, at, A_DEAF);
+    a->count = (uint32_t)cnt;
+    a->x = p;
+    a->dur = dur;
+  }
   for (int i = 0; i < npause; i++) {
     uint64_t at, dur;
     double cnt;
@@ -667,8 +700,34 @@ static void parse_args(int argc, char **argv, settings_t *st) {
  * own within the last probe period, or on a verdict ping unanswered for a
  * probe timeout); a heal that lands inside that window is one no detector
  * can see. */
+/* A --deaf node: from `at` to `end` it loses a fraction p of what is sent
+ * to it. Required of the mesh: removed (DEAD in every other up node's
+ * view), it stays removed until `end` (no observer takes it back, no view
+ * changes), and it is alive everywhere again after `end`. Times absolute. */
+typedef struct deaf_rec {
+  uint32_t node;
+  double p;
+  uint64_t at, end;     /* end: 0 while deaf */
+  uint64_t removed_at;  /* first poll that found it DEAD everywhere */
+  uint64_t back_at;     /* first poll after `end` that found it alive
+                           (alive or suspect) everywhere, current life */
+  uint64_t first_dead_at;
+  uint32_t returns;     /* alive-again events about it while deaf, after
+                           removed_at */
+  uint32_t view_flips;  /* polls after removed_at, while deaf, that found
+                           some observer not holding it DEAD */
+  uint64_t suspect_ev, dead_ev; /* about it, by others, while deaf */
+  uint64_t dead_by;     /* DEAD events it declared while deaf */
+  uint64_t refutes0, fences0, refutes, fences; /* its core's counters */
+} deaf_rec_t;
+
 typedef struct trace_ctx {
   uint64_t t0;      /* for log lines */
+  deaf_rec_t deaf[64];
+  uint32_t ndeaf;
+  uint8_t *is_deaf; /* [node]: deaf at some point (not counted as healthy) */
+  uint64_t healthy_dead; /* DEAD by a never-deaf observer about a healthy,
+                            never-deaf member (only counted with --deaf) */
   lm_sim_t *sim;    /* NULL while lm_sim_new runs */
   int cut_ever;     /* a partition, one-way cut, flap or block happened */
   uint64_t pfd_events;
@@ -702,6 +761,29 @@ static void tc_heal(trace_ctx_t *tc, uint64_t now) {
 static void on_trace(void *ud, uint64_t now, uint32_t obs, int32_t subj,
                      const swim_event_t *ev) {
   trace_ctx_t *tc = ud;
+  if (tc->sim && subj >= 0 && (uint32_t)subj != obs) {
+    for (uint32_t k = 0; k < tc->ndeaf; k++) {
+      deaf_rec_t *d = &tc->deaf[k];
+      if (d->end)
+        continue;
+      if (d->node == (uint32_t)subj) {
+        if (ev->kind == SWIM_EV_SUSPECT)
+          d->suspect_ev++;
+        if (ev->kind == SWIM_EV_DEAD) {
+          d->dead_ev++;
+          if (!d->first_dead_at)
+            d->first_dead_at = now;
+        }
+        if (ev->kind == SWIM_EV_JOIN && d->removed_at)
+          d->returns++;
+      }
+      if (d->node == obs && ev->kind == SWIM_EV_DEAD)
+        d->dead_by++;
+    }
+    if (ev->kind == SWIM_EV_DEAD && tc->ndeaf && !tc->is_deaf[obs] &&
+        !tc->is_deaf[subj] && !lm_sim_ever_unhealthy(tc->sim, (uint32_t)subj))
+      tc->healthy_dead++;
+  }
   if (ev->kind != SWIM_EV_DEAD || !tc->sim || !tc->cut_ever || subj < 0 ||
       (uint32_t)subj == obs)
     return;
@@ -752,6 +834,8 @@ typedef struct run {
   uint64_t partitions_active;
   struct trace_ctx *tc;
   uint8_t *flap_g; /* the split a --flap cuts and mends */
+  uint64_t deaf_next_poll; /* while a --deaf record is open */
+  int deaf_open;
   uint64_t flap_end, flap_down, flap_up;
   int bootstrap;
   uint32_t killed;
@@ -961,6 +1045,51 @@ static void exec_action(run_t *r, const action_t *a) {
     else
       lm_sim_set_drop(sim, (uint32_t)a->node, a->x);
     break;
+  case A_DEAF: {
+    uint32_t n = lm_sim_size(sim);
+    uint32_t *v = malloc(((size_t)a->count + 1) * sizeof *v);
+    if (!v)
+      die("out of memory");
+    uint32_t k = pick(r, a->count, v, 1);
+    for (uint32_t i = 0; i < k && r->tc->ndeaf < 64; i++) {
+      deaf_rec_t *d = &r->tc->deaf[r->tc->ndeaf++];
+      memset(d, 0, sizeof *d);
+      d->node = v[i];
+      d->p = a->x;
+      d->at = lm_sim_now(sim);
+      r->tc->is_deaf[v[i]] = 1;
+      const swim_stats_t *ss = swim_stats(lm_sim_core(sim, v[i]));
+      d->refutes0 = ss->refutes;
+      d->fences0 = ss->fences;
+      for (uint32_t j = 0; j < n; j++)
+        if (j != v[i])
+          lm_sim_set_drop_channel(sim, j, v[i], a->x);
+      action_t *f = tl_add(&r->st->tl, now + a->dur, A_DEAF_END);
+      f->node = (int32_t)v[i];
+    }
+    free(v);
+    r->deaf_open = 1;
+    r->deaf_next_poll = lm_sim_now(sim);
+    break;
+  }
+  case A_DEAF_END: {
+    uint32_t n = lm_sim_size(sim);
+    for (uint32_t j = 0; j < n; j++)
+      if (j != (uint32_t)a->node)
+        lm_sim_set_drop_channel(sim, j, (uint32_t)a->node, 0);
+    for (uint32_t k = 0; k < r->tc->ndeaf; k++) {
+      deaf_rec_t *d = &r->tc->deaf[k];
+      if (d->node != (uint32_t)a->node || d->end)
+        continue;
+      d->end = lm_sim_now(sim);
+      swim_core_t *dc = lm_sim_core(sim, d->node);
+      if (dc) {
+        d->refutes = swim_stats(dc)->refutes - d->refutes0;
+        d->fences = swim_stats(dc)->fences - d->fences0;
+      }
+    }
+    break;
+  }
   case A_BLOCK:
     r->tc->cut_ever = 1;
     lm_sim_block(sim, (uint32_t)a->node, (uint32_t)a->node2);
@@ -1013,6 +1142,81 @@ static void poll(run_t *r) {
       if (r->heals[i].converge_ms < 0)
         r->heals[i].converge_ms = (int64_t)(now_rel(r) - r->heals[i].at);
   }
+}
+
+/* --deaf: is node d DEAD (want_dead) or live in its current life (not
+ * want_dead) in every other up node's view? */
+static int deaf_all(run_t *r, uint32_t d, int want_dead) {
+  uint32_t n = lm_sim_size(r->sim);
+  swim_core_t *dc = lm_sim_core(r->sim, d);
+  if (!dc)
+    return 0;
+  for (uint32_t o = 0; o < n; o++) {
+    if (o == d || !lm_sim_is_up(r->sim, o))
+      continue;
+    swim_member_t m;
+    if (swim_member_find(lm_sim_core(r->sim, o), lm_sim_node_id(r->sim, d),
+                         &m) != 0)
+      return 0;
+    if (want_dead ? m.status != SWIM_DEAD
+                  : (m.status != SWIM_ALIVE && m.status != SWIM_SUSPECT) ||
+                        m.inc.gen != swim_self_inc(dc).gen)
+      return 0;
+  }
+  return 1;
+}
+
+/* Returns 1 while some deaf record still wants polling. */
+static int deaf_poll(run_t *r) {
+  uint64_t now = lm_sim_now(r->sim);
+  int open = 0;
+  r->deaf_next_poll = now + POLL_MS;
+  for (uint32_t k = 0; k < r->tc->ndeaf; k++) {
+    deaf_rec_t *d = &r->tc->deaf[k];
+    if (!d->end) {
+      open = 1;
+      int dead = deaf_all(r, d->node, 1);
+      if (!d->removed_at && dead)
+        d->removed_at = now;
+      else if (d->removed_at && !dead)
+        d->view_flips++;
+    } else if (!d->back_at) {
+      open = 1;
+      if (deaf_all(r, d->node, 0))
+        d->back_at = now;
+    }
+  }
+  return open;
+}
+
+static json_t *deaf_json(run_t *r) {
+  json_t *a = json_array();
+  for (uint32_t k = 0; k < r->tc->ndeaf; k++) {
+    deaf_rec_t *d = &r->tc->deaf[k];
+#define REL(t, base) ((t) ? json_integer((json_int_t)((t) - (base))) : json_null())
+    int ok = d->removed_at && d->end && !d->returns && !d->view_flips &&
+             d->back_at;
+    json_t *o = json_object();
+    json_object_set_new(o, "node", json_string(lm_sim_node_name(r->sim, d->node)));
+    json_object_set_new(o, "p", json_real(d->p));
+    json_object_set_new(o, "at_ms", json_integer((json_int_t)(d->at - r->t0)));
+    json_object_set_new(o, "dur_ms", d->end ? json_integer((json_int_t)(d->end - d->at))
+                                            : json_null());
+    json_object_set_new(o, "first_dead_ms", REL(d->first_dead_at, d->at));
+    json_object_set_new(o, "removed_ms", REL(d->removed_at, d->at));
+    json_object_set_new(o, "returns", json_integer(d->returns));
+    json_object_set_new(o, "view_flips", json_integer(d->view_flips));
+    json_object_set_new(o, "suspect_events", json_integer((json_int_t)d->suspect_ev));
+    json_object_set_new(o, "dead_events", json_integer((json_int_t)d->dead_ev));
+    json_object_set_new(o, "dead_declared_by_it", json_integer((json_int_t)d->dead_by));
+    json_object_set_new(o, "refutes", json_integer((json_int_t)d->refutes));
+    json_object_set_new(o, "fences", json_integer((json_int_t)d->fences));
+    json_object_set_new(o, "back_ms", d->end ? REL(d->back_at, d->end) : json_null());
+    json_object_set_new(o, "ok", json_boolean(ok));
+    json_array_append_new(a, o);
+#undef REL
+  }
+  return a;
 }
 
 /* The moment the mesh is considered up: the dissemination probe goes out
@@ -1088,7 +1292,7 @@ static void compute(run_t *r, report_t *rep) {
   free(susp);
   free(rej);
   for (uint32_t i = 0; i < n; i++) {
-    if (lm_sim_ever_unhealthy(sim, i))
+    if (lm_sim_ever_unhealthy(sim, i) || r->tc->is_deaf[i])
       continue;
     const lm_sim_node_stats_t *s = lm_sim_node_stats(sim, i);
     if (s->suspect_events)
@@ -1202,6 +1406,11 @@ static void print_json(run_t *r, const report_t *rep, const swim_config_t *cfg,
   if (rep->rejoin.n)
     json_object_set_new(o, "rejoin_ms", lm_report_dist_json(&rep->rejoin, 0));
   json_object_set_new(o, "crashes", crashes_json(r));
+  if (r->tc->ndeaf) {
+    json_object_set_new(o, "deaf", deaf_json(r));
+    json_object_set_new(o, "healthy_dead",
+                        json_integer((json_int_t)r->tc->healthy_dead));
+  }
   if (!st->deterministic)
     json_object_set_new(o, "max_rss_mib",
                         lm_report_real3(lm_report_max_rss_mib()));
@@ -1343,6 +1552,9 @@ int main(int argc, char **argv) {
   o.streams = !st.no_streams;
   trace_ctx_t tc = {.t0 = LM_SIM_EPOCH_MS, .pfd_first_ms = -1};
   tc.pfd_subject = calloc(st.nodes, 1);
+  tc.is_deaf = calloc(st.nodes, 1);
+  if (!tc.is_deaf)
+    die("out of memory");
   tc.g_store[0] = calloc(st.nodes, 1);
   tc.g_store[1] = calloc(st.nodes, 1);
   if (!tc.pfd_subject || !tc.g_store[0] || !tc.g_store[1])
@@ -1396,6 +1608,8 @@ int main(int argc, char **argv) {
     uint64_t next = r.end;
     if ((r.want_initial || r.heal_pending) && r.next_poll < next)
       next = r.next_poll;
+    if (r.deaf_open && r.deaf_next_poll < next)
+      next = r.deaf_next_poll;
     if (!r.base_set && base_deadline < next)
       next = base_deadline;
     ssize_t ai = tl_next(&st.tl);
@@ -1407,6 +1621,8 @@ int main(int argc, char **argv) {
     now = lm_sim_now(sim);
     if ((r.want_initial || r.heal_pending) && now >= r.next_poll)
       poll(&r);
+    if (r.deaf_open && now >= r.deaf_next_poll)
+      r.deaf_open = deaf_poll(&r);
     if (!r.base_set && now >= base_deadline)
       set_base(&r);
     while ((ai = tl_next(&st.tl)) >= 0 && r.t0 + st.tl.v[ai].at <= now) {
@@ -1441,6 +1657,7 @@ int main(int argc, char **argv) {
   free(r.permanent);
   free(r.flap_g);
   free(tc.pfd_subject);
+  free(tc.is_deaf);
   free(tc.g_store[0]);
   free(tc.g_store[1]);
   free(st.tl.v);

@@ -34,6 +34,13 @@
 #define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
+/* Self-fencing of a deaf member (docs/protocol.md, "Deaf members"). */
+#define FENCE_REFUTES 8       /* refutations ... */
+#define FENCE_REFUTE_MS 20000 /* ... within this long, */
+#define FENCE_SAMPLES 8       /* and of the last replies our probes expected */
+#define FENCE_MAX_OK 2        /* at most this many came back */
+#define FENCE_OTHERS 4        /* fewer suspicions of others than this meanwhile */
+#define FENCE_RECOVER_ACKS 8  /* direct acks in a row end the fence */
 
 enum { M_FREE = 0x1, M_QUEUED = 0x2, M_PROBE_SOON = 0x4, M_REAPED = 0x8 };
 
@@ -123,9 +130,23 @@ struct swim_core {
 
   struct {
     int active, acked, indirect;
+    int direct;      /* the target itself acked */
     uint32_t target, seq, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
   } probe;
+  struct {
+    int on;                  /* fenced: no refutations, no acks to pings */
+    uint64_t refuted[FENCE_REFUTES]; /* ring of refutation times */
+    uint32_t nrefuted, rpos;
+    uint64_t others[FENCE_OTHERS]; /* ring: suspicions of others we heard */
+    uint32_t nothers, xpos;
+    uint8_t ok[FENCE_SAMPLES]; /* ring: did an expected reply come back */
+    uint32_t nok, opos;
+    uint32_t acks;           /* fenced: direct acks in a row */
+    swim_inc_t above;        /* fenced: highest incarnation claimed of us */
+    uint64_t since;
+    uint64_t probation; /* until then: probe unstretched, accuse nobody */
+  } fence;
   uint32_t seq;
   uint32_t lhm;
   uint64_t next_probe, next_gossip, next_pushpull, next_reconnect;
@@ -794,9 +815,96 @@ static void lhm_add(swim_core_t *c, int d) {
   c->lhm = (uint32_t)v;
 }
 
+/* ---- deaf members: self-fencing (docs/protocol.md, "Deaf members") ----
+ *
+ * A member that hears little of what is sent to it but still speaks
+ * freely (inbound loss) cannot be removed by SWIM: every suspicion that
+ * does reach it is refuted, and the refutation, going out, always arrives.
+ * It can tell from its own side, though: its probes' replies (direct
+ * acks, relayed acks, nacks) mostly do not come back, Lifeguard's local
+ * health sits at its ceiling, and suspicions about its current
+ * incarnation keep coming, i.e. the others do hear its refutations and
+ * keep failing to reach it anyway. Then it fences itself off: it stops
+ * refuting and stops answering pings, so the others' suspicions run out
+ * into the same DEAD everywhere, and it accuses nobody. Its own probes go
+ * on, unstretched and direct only; FENCE_RECOVER_ACKS direct acks in a row
+ * end the fence with a refutation above anything claimed about it
+ * meanwhile, and the mesh takes it back. */
+
+static void fence_sample(swim_core_t *c, int ok) {
+  c->fence.ok[c->fence.opos] = (uint8_t)(ok != 0);
+  c->fence.opos = (c->fence.opos + 1) % FENCE_SAMPLES;
+  if (c->fence.nok < FENCE_SAMPLES)
+    c->fence.nok++;
+}
+
+/* Called for each refutation, counting it: is this member deaf? */
+static int fence_due(swim_core_t *c) {
+  c->fence.refuted[c->fence.rpos] = c->now;
+  c->fence.rpos = (c->fence.rpos + 1) % FENCE_REFUTES;
+  if (c->fence.nrefuted < FENCE_REFUTES)
+    c->fence.nrefuted++;
+  /* refuted FENCE_REFUTES times within FENCE_REFUTE_MS: the oldest of the
+   * ring (the next slot) is recent */
+  uint64_t first = c->fence.refuted[c->fence.rpos];
+  if (c->fence.nrefuted < FENCE_REFUTES || c->now > first + FENCE_REFUTE_MS)
+    return 0;
+  /* singled out: meanwhile we heard fewer than FENCE_OTHERS suspicions of
+   * other members (on a lossy network everyone is suspected in turn) */
+  if (c->fence.nothers == FENCE_OTHERS &&
+      c->fence.others[c->fence.xpos] >= first)
+    return 0;
+  /* local health at (or one below) its ceiling */
+  if (c->lhm + 1 < c->cfg.awareness_max)
+    return 0;
+  /* and most replies our probes expected were lost. Lifeguard has
+   * stretched our probe interval by now (9 s at the ceiling), so the
+   * samples would come slowly: on probation we probe unstretched, and
+   * accuse nobody, until the refutations stop or the samples decide */
+  uint32_t ok = 0;
+  for (uint32_t i = 0; i < FENCE_SAMPLES; i++)
+    ok += c->fence.ok[i];
+  if (c->fence.nok == FENCE_SAMPLES && ok <= FENCE_MAX_OK)
+    return 1;
+  if (c->now >= c->fence.probation && c->next_probe > c->now +
+                                          c->cfg.probe_interval_ms)
+    c->next_probe = c->now + c->cfg.probe_interval_ms;
+  c->fence.probation = c->now + FENCE_REFUTE_MS;
+  return 0;
+}
+
+static int fence_probation(const swim_core_t *c) {
+  return c->now < c->fence.probation;
+}
+
+static void fence_begin(swim_core_t *c, swim_inc_t claimed) {
+  uint32_t ok = 0;
+  for (uint32_t i = 0; i < FENCE_SAMPLES; i++)
+    ok += c->fence.ok[i];
+  c->fence.on = 1;
+  c->fence.acks = 0;
+  c->fence.probation = 0;
+  c->fence.since = c->now;
+  c->fence.above = inc_cmp(claimed, c->m[0].inc) > 0 ? claimed : c->m[0].inc;
+  c->st.fences++;
+  logf_(c, SWIM_LOG_WARN, "deaf: %u refutations in %u s, local health %u, "
+        "%u of the last %u probe replies came back: fencing (no refutations, "
+        "no acks) until %u direct acks in a row", FENCE_REFUTES,
+        FENCE_REFUTE_MS / 1000, c->lhm, ok, FENCE_SAMPLES, FENCE_RECOVER_ACKS);
+}
+
 static void refute(swim_core_t *c, swim_inc_t claimed) {
   if (c->leaving)
     return;
+  if (c->fence.on) {
+    if (inc_cmp(claimed, c->fence.above) > 0)
+      c->fence.above = claimed;
+    return;
+  }
+  if (fence_due(c)) {
+    fence_begin(c, claimed);
+    return;
+  }
   if (self_bump(c, claimed) == 0) {
     c->st.refutes++;
     lhm_add(c, 1);
@@ -804,6 +912,17 @@ static void refute(swim_core_t *c, swim_inc_t claimed) {
     logf_(c, SWIM_LOG_INFO, "refuted suspicion, now %u.%u", c->m[0].inc.gen,
           c->m[0].inc.ver);
   }
+}
+
+static void fence_end(swim_core_t *c) {
+  c->fence.on = 0;
+  c->fence.nrefuted = 0;
+  c->fence.nok = 0;
+  c->st.unfences++;
+  logf_(c, SWIM_LOG_WARN, "hearing again: %u direct acks in a row after %llu "
+        "ms fenced; refuting", FENCE_RECOVER_ACKS,
+        (unsigned long long)(c->now - c->fence.since));
+  refute(c, c->fence.above);
 }
 
 /* ---- suspicion (Lifeguard) ---- */
@@ -912,8 +1031,14 @@ static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
     mm->flags |= M_PROBE_SOON;
     (void)VEC_PUSH(c->soon, midx);
   }
-  if (from8 == c->self8)
+  if (from8 == c->self8) {
     c->st.suspicions_raised++;
+  } else if (!doubt) {
+    c->fence.others[c->fence.xpos] = c->now;
+    c->fence.xpos = (c->fence.xpos + 1) % FENCE_OTHERS;
+    if (c->fence.nothers < FENCE_OTHERS)
+      c->fence.nothers++;
+  }
 }
 
 static void mark_dead(swim_core_t *c, uint32_t midx, swim_inc_t inc,
@@ -1027,8 +1152,10 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     if (inc_cmp(u->inc, mm->inc) >= 0)
       refute(c, u->inc);
     /* either way the sender gets our current record straight back: it
-     * accused an incarnation we have refuted, or just now refute */
-    add_extra(c, 0);
+     * accused an incarnation we have refuted, or just now refute (unless
+     * we are fenced: then we have nothing to say) */
+    if (!c->fence.on)
+      add_extra(c, 0);
     return;
   }
   int kind = u->kind, doubt = 0;
@@ -1349,17 +1476,21 @@ static uint32_t next_target(swim_core_t *c) {
 
 static void probe_start(swim_core_t *c) {
   uint32_t t = next_target(c);
-  c->next_probe = c->now + mul_ms(c->cfg.probe_interval_ms, c->lhm);
+  /* fenced: unstretched and direct only, it only measures our hearing;
+   * on probation (see fence_due) unstretched */
+  uint32_t lhm = c->fence.on || fence_probation(c) ? 0 : c->lhm;
+  c->next_probe = c->now + mul_ms(c->cfg.probe_interval_ms, lhm);
   if (t == NONE)
     return;
   c->probe.active = 1;
   c->probe.acked = 0;
-  c->probe.indirect = 0;
+  c->probe.direct = 0;
+  c->probe.indirect = c->fence.on;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
   c->probe.seq = ++c->seq;
   c->probe.nacks = c->probe.nacks_expected = 0;
-  c->probe.t_indirect = c->now + mul_ms(c->cfg.probe_timeout_ms, c->lhm);
+  c->probe.t_indirect = c->now + mul_ms(c->cfg.probe_timeout_ms, lhm);
   c->probe.t_end = c->next_probe;
   c->st.probes++;
   c->st.pings++;
@@ -1396,6 +1527,22 @@ static void probe_end(swim_core_t *c) {
   c->probe.active = 0;
   uint32_t t = c->probe.target;
   member_t *tm = &c->m[t];
+  /* the replies this probe expected, for the deafness check: the direct
+   * ack; on a failure, one reply (ack or nack) per helper; on success
+   * through a helper, the helper's ack (others may still be on the way) */
+  if (c->fence.on) {
+    c->fence.acks = c->probe.direct ? c->fence.acks + 1 : 0;
+    if (c->fence.acks >= FENCE_RECOVER_ACKS)
+      fence_end(c);
+  } else {
+    fence_sample(c, c->probe.direct);
+    if (!c->probe.direct && c->probe.acked) {
+      fence_sample(c, 1);
+    } else if (!c->probe.acked) {
+      for (uint32_t i = 0; i < c->probe.nacks_expected; i++)
+        fence_sample(c, i < c->probe.nacks);
+    }
+  }
   if (c->probe.acked) {
     lhm_add(c, -1);
     if (tm->rec && tm->id8 == c->probe.target8 && tm->susp) {
@@ -1420,8 +1567,9 @@ static void probe_end(swim_core_t *c) {
                 ? (int)(c->probe.nacks_expected - c->probe.nacks)
                 : 0; /* helpers answered: the target is the problem */
   lhm_add(c, delta);
-  if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving)
-    return;
+  if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on ||
+      fence_probation(c))
+    return; /* fenced or on probation: we accuse nobody */
   if (tm->status == SWIM_ALIVE)
     mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
@@ -1580,6 +1728,8 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
   case SWIM_MSG_PING: {
     if (h->target8 != c->self8 && h->target8 != 0)
       return; /* meant for whoever had this address before */
+    if (c->fence.on)
+      return; /* deaf: an ack would restart the others' suspicions */
     c->st.acks++;
     swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, 0);
     send_dgram(c, from, &a, NONE, 0);
@@ -1588,8 +1738,11 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
     break;
   }
   case SWIM_MSG_ACK:
-    if (c->probe.active && h->seq == c->probe.seq)
+    if (c->probe.active && h->seq == c->probe.seq) {
       c->probe.acked = 1;
+      if (h->from8 == c->probe.target8)
+        c->probe.direct = 1;
+    }
     for (uint32_t i = 0; i < c->fwd.n; i++) {
       fwd_t *f = &c->fwd.v[i];
       if (f->seq != h->seq)
@@ -1824,6 +1977,14 @@ void swim_tick(swim_core_t *c, uint64_t now) {
     probe_start(c);
   for (uint32_t i = 0; i < c->susp.n;) {
     susp_t *s = &c->susp.v[i];
+    if (c->fence.on) {
+      /* fenced: our hearing is the problem, so nobody is declared dead
+       * by us; the suspicions wait, and are checked again afterwards */
+      if (now >= s->deadline)
+        s->deadline = now + c->cfg.probe_interval_ms;
+      i++;
+      continue;
+    }
     if (now >= s->deadline && s->acked > s->start && !c->leaving) {
       /* The suspect itself acked us since the suspicion began (a verdict
        * ping, say): it is up and its refutation is on the way. Like an
@@ -2058,6 +2219,11 @@ int swim_set_meta(swim_core_t *c, const uint8_t *meta, size_t len,
   if (len)
     memcpy(c->meta, meta, len);
   c->meta_len = len;
+  if (c->fence.on) {
+    /* fenced: announced with the refutation that ends the fence */
+    flush(c);
+    return 0;
+  }
   int rc = self_bump(c, c->m[0].inc);
   if (rc) {
     memcpy(c->meta, old, old_len);
@@ -2078,6 +2244,10 @@ int swim_set_addr(swim_core_t *c, const swim_addr_t *addr, uint64_t now) {
     c->now = now;
   swim_addr_t old = c->cfg.addr;
   c->cfg.addr = *addr;
+  if (c->fence.on) {
+    flush(c); /* announced when the fence ends */
+    return 0;
+  }
   int rc = self_bump(c, c->m[0].inc);
   if (rc)
     c->cfg.addr = old;

@@ -282,6 +282,9 @@ typedef struct swim_stats {
   uint64_t pings, ping_reqs, acks, nacks;
   uint64_t probes, probes_failed;
   uint64_t suspicions_raised, refutes, deaths_declared;
+  /* times this node found itself deaf and stopped refuting (self-fencing,
+   * see docs/protocol.md "Deaf members"), and times it came back */
+  uint64_t fences, unfences;
   uint64_t updates_sent, updates_applied;
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;

@@ -432,6 +432,69 @@ static void test_refute_suspicion(void **state) {
   rec_free(&r);
 }
 
+/* A deaf member: node 3 loses 80% of what is sent to it, but what it
+ * sends goes out (the lab's inbound80). Every suspicion that reached it
+ * used to be refuted, and the refutation always arrived, so it was never
+ * removed. Now it fences itself off (docs/protocol.md, "Deaf members"):
+ * asserted that every other node holds it DEAD within 40 s, keeps it DEAD
+ * until the loss ends (polled every 100 ms), that no other member is
+ * declared dead by anyone healthy, and that once it hears again it
+ * refutes above its verdict and is alive everywhere within 30 s. */
+static void test_deaf_member(void **state) {
+  (void)state;
+  const uint32_t n = 8, deaf = 3;
+  for (uint64_t seed = 1201; seed <= 1203; seed++) {
+    rec_t r;
+    lm_sim_opts_t o;
+    opts_init(&o, n, seed, &r);
+    lm_sim_t *sim = start(&o);
+    lm_sim_run(sim, 5000);
+    swim_inc_t before = swim_self_inc(lm_sim_core(sim, deaf));
+    uint64_t fences0 = swim_stats(lm_sim_core(sim, deaf))->fences;
+    rec_reset(&r, lm_sim_now(sim));
+    uint64_t t0 = lm_sim_now(sim);
+    for (uint32_t j = 0; j < n; j++)
+      if (j != deaf)
+        assert_int_equal(lm_sim_set_drop_channel(sim, j, deaf, 0.8), 0);
+    see_arg_t dead = {deaf, SWIM_DEAD, before};
+    int64_t removed = poll_until(sim, 40000, 100, pred_all_see, &dead);
+    assert_true(removed >= 0);
+    /* it stays removed, everywhere, until the loss ends at 60 s */
+    uint32_t flips = 0;
+    while (lm_sim_now(sim) < t0 + 60000) {
+      lm_sim_run(sim, 100);
+      flips += !pred_all_see(sim, &dead);
+    }
+    assert_int_equal(flips, 0);
+    assert_true(swim_stats(lm_sim_core(sim, deaf))->fences > fences0);
+    /* nobody else was declared dead by a healthy member */
+    for (uint32_t obs = 0; obs < n; obs++)
+      for (uint32_t subj = 0; subj < n; subj++)
+        if (obs != deaf && subj != deaf)
+          assert_int_equal(r.dead[(size_t)obs * n + subj], 0);
+    uint32_t refutes = r.refutes[deaf];
+    for (uint32_t j = 0; j < n; j++)
+      if (j != deaf)
+        assert_int_equal(lm_sim_set_drop_channel(sim, j, deaf, 0.0), 0);
+    swim_inc_t above = before;
+    above.ver++;
+    see_arg_t back = {deaf, SWIM_ALIVE, above};
+    int64_t back_in = poll_until(sim, 30000, 100, pred_all_see, &back);
+    assert_true(back_in >= 0);
+    assert_true(swim_stats(lm_sim_core(sim, deaf))->unfences >= 1);
+    int64_t conv = poll_until(sim, 30000, 100, pred_converged, NULL);
+    assert_true(conv >= 0);
+    SUMMARY("deaf", "seed=%llu n=%u n%u loses 80%% inbound for 60 s: DEAD "
+            "everywhere after %lld ms, stayed so (0 flips); %u refutes, "
+            "%llu SUSPECT events of it; back alive everywhere %lld ms after "
+            "the loss ended",
+            (unsigned long long)seed, n, deaf, (long long)removed, refutes,
+            (unsigned long long)suspect_of(&r, deaf), (long long)back_in);
+    lm_sim_free(sim);
+    rec_free(&r);
+  }
+}
+
 /* ------------------------------------------------------------ 2. loss -- */
 
 /* Global datagram loss that Lifeguard is built for: suspicions come and
@@ -1441,6 +1504,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_refute_link_routed_around),
       cmocka_unit_test(test_refute_suspicion),
+      cmocka_unit_test(test_deaf_member),
       cmocka_unit_test(test_loss_no_false_deaths),
       cmocka_unit_test(test_loss_heavy_recovers),
       cmocka_unit_test(test_dissemination),
