@@ -715,6 +715,10 @@ static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
     member_t *mm = &c->m[i];
     if (!mm->rec)
       continue;
+    const uint8_t *cred;
+    size_t cl = c->cb.cred_get ? c->cb.cred_get(c->ud, mm->rec->id, &cred) : 0;
+    if (cl)
+      swim_enc_cred(&pk, mm->rec->id, cred, cl);
     msgpack_pack_bin_body(&pk, mm->rec->raw, mm->rec->raw_len);
     if (mm->status == SWIM_SUSPECT || mm->status == SWIM_DEAD)
       swim_enc_accuse(&pk, mm->status == SWIM_SUSPECT ? SWIM_UPD_SUSPECT
@@ -1272,6 +1276,8 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
                               u->name, u->name_len, u->meta, u->meta_len)
                : c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig,
                               NULL, 0, NULL, 0);
+  if (ok == SWIM_VERIFY_LATER && u->kind == SWIM_UPD_ALIVE)
+    return SWIM_VERIFY_LATER;
   return ok == 0 ? 0 : SWIM_EBADSIG;
 }
 
@@ -1634,8 +1640,18 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
       break;
     if (rc < 0)
       goto bad;
+    if (u.kind == SWIM_UPD_CRED) {
+      /* self-authenticating (the runtime checks it before keeping it) */
+      if (c->cb.cred_put && h.type == SWIM_MSG_PUSHPULL)
+        c->cb.cred_put(c->ud, u.id, u.meta, u.meta_len);
+      continue;
+    }
     if (u.kind == SWIM_UPD_ALIVE || u.kind == SWIM_UPD_LEFT) {
-      if ((rc = verify_upd(c, &u)) != 0)
+      if ((rc = verify_upd(c, &u)) == SWIM_VERIFY_LATER) {
+        c->st.records_deferred++;
+        continue;
+      }
+      if (rc != 0)
         goto bad;
     }
     if (VEC_PUSH(c->scratch, u)) {

@@ -182,7 +182,21 @@ typedef struct swim_callbacks {
   int (*verify)(void *ud, const uint8_t id[SWIM_ID_LEN], const uint8_t *msg,
                 size_t len, const uint8_t *sig, const char *name,
                 size_t name_len, const uint8_t *meta, size_t meta_len);
+  /* verify() returns SWIM_VERIFY_LATER when it cannot judge the record yet
+   * (it lacks the member's credential, which the runtime then fetches):
+   * that record alone is skipped, the rest of the message is processed. */
+  /* Optional credentials (the runtime's certificates), kept by the runtime
+   * and sent once per member: in push-pull frames, each alive record is
+   * preceded by its member's credential when cred_get() has one (returns
+   * its length and points *out at it; 0 for none). cred_put() receives
+   * each one, before the record it precedes is verified. */
+  size_t (*cred_get)(void *ud, const uint8_t id[SWIM_ID_LEN],
+                     const uint8_t **out);
+  void (*cred_put)(void *ud, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len);
 } swim_callbacks_t;
+
+#define SWIM_VERIFY_LATER 1
 
 typedef struct swim_config {
   uint8_t id[SWIM_ID_LEN];
@@ -283,6 +297,7 @@ typedef struct swim_stats {
   uint64_t probes, probes_failed;
   uint64_t suspicions_raised, refutes, deaths_declared;
   uint64_t updates_sent, updates_applied;
+  uint64_t records_deferred; /* verify() said SWIM_VERIFY_LATER */
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;
 

@@ -152,6 +152,16 @@ void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
   msgpack_pack_uint32(pk, inc.ver);
 }
 
+void swim_enc_cred(msgpack_packer *pk, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint8(pk, SWIM_UPD_CRED);
+  msgpack_pack_bin(pk, SWIM_ID_LEN);
+  msgpack_pack_bin_body(pk, id, SWIM_ID_LEN);
+  msgpack_pack_bin(pk, len);
+  msgpack_pack_bin_body(pk, cred, len);
+}
+
 void swim_enc_view(msgpack_packer *pk, uint64_t hash) {
   msgpack_pack_array(pk, 2);
   msgpack_pack_uint8(pk, SWIM_UPD_VIEW);
@@ -455,6 +465,16 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
   case SWIM_UPD_VIEW:
     if (n != 2 || get_u64(&e[1], &u->view))
       return SWIM_EMALFORMED;
+    return 1;
+  case SWIM_UPD_CRED:
+    if (n != 3 || e[1].type != MSGPACK_OBJECT_BIN ||
+        e[1].via.bin.size != SWIM_ID_LEN || e[2].type != MSGPACK_OBJECT_BIN ||
+        e[2].via.bin.size == 0 || e[2].via.bin.size > SWIM_META_MAX)
+      return SWIM_EMALFORMED;
+    u->id = (const uint8_t *)e[1].via.bin.ptr;
+    u->id8 = swim_id8(u->id);
+    u->meta = (const uint8_t *)e[2].via.bin.ptr;
+    u->meta_len = e[2].via.bin.size;
     return 1;
   default:
     /* Unknown update kinds are an error rather than skipped: the protocol

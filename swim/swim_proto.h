@@ -10,7 +10,7 @@
  * no outer array, so every update's exact bytes can be relayed verbatim:
  *
  *   +-------------------------------------------------------------------+
- *   | header  [ver=1, type, from8, seq, target8, flags, (taddr)]        |
+ *   | header  [ver=2, type, from8, seq, target8, flags, (taddr)]        |
  *   +-------------------------------------------------------------------+
  *   | update  [0 ALIVE,   id(bin32), name(str), addr(bin6|18),          |
  *   |          gen, ver, meta(bin), sig(bin64|nil)]                     |
@@ -56,7 +56,7 @@
 extern "C" {
 #endif
 
-#define SWIM_PROTO_VERSION 1
+#define SWIM_PROTO_VERSION 2
 #define SWIM_PP_REPLY 0x1
 #define SWIM_PP_JOIN 0x2
 
@@ -75,7 +75,8 @@ typedef enum swim_upd_kind {
   SWIM_UPD_DEAD = 2,
   SWIM_UPD_LEFT = 3,
   SWIM_UPD_DIGEST = 4,
-  SWIM_UPD_VIEW = 5
+  SWIM_UPD_VIEW = 5,
+  SWIM_UPD_CRED = 6 /* push-pull only: a member's credential (certificate) */
 } swim_upd_kind_t;
 
 typedef struct swim_hdr {
@@ -140,6 +141,10 @@ void swim_enc_accuse(msgpack_packer *pk, uint8_t kind, uint64_t id8,
 void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
                      swim_inc_t inc);
 void swim_enc_view(msgpack_packer *pk, uint64_t hash);
+/* [6, id(bin32), cred(bin)]: the credential (the runtime's certificate) of
+ * member `id`, sent once per member in push-pull frames, never gossiped. */
+void swim_enc_cred(msgpack_packer *pk, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len);
 
 /* ---- decoding ---- */
 

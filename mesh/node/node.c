@@ -132,15 +132,11 @@ int lm__apply_leave(lm_node_t *n, lm_done_cb cb, void *ud) {
   return 0;
 }
 
-/* A member's metadata: its certificate (so any member can admit it), the
- * seq of its service list (so members know when to fetch it), then the
- * application's own bytes. */
+/* A member's metadata: the seq of its service list (so members know when
+ * to fetch it), then the application's own bytes. The certificate is not
+ * in it: it travels once per member (certs.c). */
 static void build_meta(lm_node_t *n) {
   size_t off = 0;
-  n->meta[off++] = (uint8_t)(n->cert_len >> 8);
-  n->meta[off++] = (uint8_t)n->cert_len;
-  memcpy(n->meta + off, n->cert_raw, n->cert_len);
-  off += n->cert_len;
   off += lm__svc_meta(n, n->meta + off);
   if (n->app_meta_len)
     memcpy(n->meta + off, n->app_meta, n->app_meta_len);
@@ -222,6 +218,8 @@ static void fork_marker_free(volatile const uint8_t *m);
 static void free_node(lm_node_t *n) {
   lm__snap_free(n);
   lm__svc_free(n);
+  lm__certs_free(n);
+  lm__pairs_free(n);
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {
     swim_rec_cache_free(n->records->cache);
@@ -374,6 +372,8 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
   if ((rc = lm_receiver_init(&n->rx, &n->cluster, &n->trust, lm__key_lookup,
                              n)))
     goto fail;
+  n->rx.pair_lookup = lm__pair_lookup;
+  n->rx.pair_ud = n;
   rc = LM_EINVAL;
   if (o->share_records_with) {
     lm_node_t *p = o->share_records_with;
@@ -549,6 +549,8 @@ int lm_node_start(lm_node_t *n) {
   cb.event = lm__core_event;
   cb.sign = lm__core_sign;
   cb.verify = lm__core_verify;
+  cb.cred_get = lm__core_cred_get;
+  cb.cred_put = lm__core_cred_put;
   uv_update_time(n->loop);
   n->unix_base_ms = lm__node_unix_ms() - (int64_t)lm__now_ms(n);
   if ((rc = swim_new(&n->core, &cfg, &cb, n, lm__now_ms(n)))) {

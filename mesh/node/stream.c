@@ -180,7 +180,15 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       lm__conn_close(c);
       return;
     }
+    if (m.has_cert) {
+      size_t cl;
+      uint8_t raw[LM_CERT_MAX];
+      if (lm_cert_encode(raw, sizeof raw, &cl, &m.cert) == 0)
+        lm__certs_put(n, m.cert.node_pk, raw, cl);
+    }
+    n->cur_from_stream = 1;
     lm__deliver(n, (struct sockaddr *)&ss, m.payload, m.payload_len);
+    n->cur_from_stream = 0;
     if (n->state == ST_CLOSING)
       return;
     memmove(c->buf, c->buf + c->want, c->len - c->want);

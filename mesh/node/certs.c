@@ -1,0 +1,322 @@
+/*
+ * certs.c: the members' certificates, kept once per member.
+ *
+ * A certificate travels when a member is first learned, never inside its
+ * alive records: in the stream frames of a join or push-pull (the sender's
+ * own in the envelope, everybody else's as CRED updates ahead of their
+ * records), and on request. A record whose author's certificate this node
+ * does not hold yet is skipped (SWIM_VERIFY_LATER), and the node asks the
+ * datagram's sender for it:
+ *
+ *   CREQ   [83, 3, [id8 (u64), ...]]        1..LM__CERT_REQ_MAX ids
+ *   CERTS  [83, 4, [cert (bin), ...]]       as many as fit a datagram
+ *
+ * Both ride the authenticated envelope like the service messages (same
+ * mark, other kinds). A certificate is kept only once lm_cert_verify
+ * accepted it, so nothing in this cache was forged; the records of its
+ * member are still checked against the member's own key.
+ */
+#define _GNU_SOURCE
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node_internal.h"
+#include "swim_proto.h"
+#include "svc_wire.h"
+
+#define LM__CERTMSG_REQ 3
+#define LM__CERTMSG_CERTS 4
+#define LM__CERT_REQ_MAX 16
+#define REQ_GAP_MS 500 /* asking again for one id */
+
+typedef struct cert_ent {
+  uint8_t id[SWIM_ID_LEN];
+  uint16_t len;
+  uint8_t used;
+  uint8_t raw[LM_CERT_MAX];
+  char name[LM_CERT_NAME_MAX + 1];
+  uint64_t expiry;
+} cert_ent_t;
+
+struct lm__certs {
+  cert_ent_t *v;
+  size_t cap, n;
+  /* ids missing during the current message, asked of its sender after */
+  uint64_t want[LM__CERT_REQ_MAX];
+  size_t nwant;
+  struct {
+    uint64_t id8, at;
+  } asked[64];
+  unsigned asked_next;
+};
+
+static uint64_t id8_of(const uint8_t *id) { return swim_id8(id); }
+
+static cert_ent_t *find(struct lm__certs *c, const uint8_t *id) {
+  if (!c || !c->cap)
+    return NULL;
+  size_t mask = c->cap - 1;
+  for (size_t i = id8_of(id) & mask;; i = (i + 1) & mask) {
+    if (!c->v[i].used)
+      return NULL;
+    if (memcmp(c->v[i].id, id, SWIM_ID_LEN) == 0)
+      return &c->v[i];
+  }
+}
+
+static cert_ent_t *find8(struct lm__certs *c, uint64_t id8) {
+  if (!c || !c->cap)
+    return NULL;
+  size_t mask = c->cap - 1;
+  for (size_t i = id8 & mask;; i = (i + 1) & mask) {
+    if (!c->v[i].used)
+      return NULL;
+    if (id8_of(c->v[i].id) == id8)
+      return &c->v[i];
+  }
+}
+
+static int grow(struct lm__certs *c) {
+  size_t ncap = c->cap ? c->cap * 2 : 64;
+  cert_ent_t *nv = calloc(ncap, sizeof *nv);
+  if (!nv)
+    return -1;
+  for (size_t i = 0; i < c->cap; i++) {
+    if (!c->v[i].used)
+      continue;
+    size_t j = id8_of(c->v[i].id) & (ncap - 1);
+    while (nv[j].used)
+      j = (j + 1) & (ncap - 1);
+    nv[j] = c->v[i];
+  }
+  free(c->v);
+  c->v = nv;
+  c->cap = ncap;
+  return 0;
+}
+
+void lm__certs_free(lm_node_t *n) {
+  if (!n->certs)
+    return;
+  free(n->certs->v);
+  free(n->certs);
+  n->certs = NULL;
+}
+
+static struct lm__certs *certs(lm_node_t *n) {
+  if (!n->certs)
+    n->certs = calloc(1, sizeof *n->certs);
+  return n->certs;
+}
+
+/* Decodes, checks against the trust set and keeps a certificate. 0 when it
+ * is (now) held; `id` (may be NULL) must be the certificate's key. */
+int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
+                  size_t len) {
+  struct lm__certs *c = certs(n);
+  lm_cert_t cert;
+  if (!c || !len || len > LM_CERT_MAX ||
+      lm_cert_decode(&cert, raw, len) != (int)len)
+    return -1;
+  if (id && memcmp(cert.node_pk, id, SWIM_ID_LEN) != 0)
+    return -1;
+  cert_ent_t *e = find(c, cert.node_pk);
+  if (e && e->len == len && memcmp(e->raw, raw, len) == 0)
+    return 0;
+  int rc = lm_cert_verify(&n->trust, &cert, (uint64_t)time(NULL));
+  if (rc) {
+    lm__node_log(n, LM_LOG_WARN, "certificate of %s refused: %s", cert.name,
+                 lm_trust_strerror(rc));
+    return -1;
+  }
+  if (!e) {
+    if ((c->n + 1) * 4 > c->cap * 3 && grow(c))
+      return -1;
+    size_t mask = c->cap - 1;
+    size_t i = id8_of(cert.node_pk) & mask;
+    while (c->v[i].used)
+      i = (i + 1) & mask;
+    e = &c->v[i];
+    c->n++;
+  }
+  memcpy(e->id, cert.node_pk, SWIM_ID_LEN);
+  e->used = 1;
+  e->len = (uint16_t)len;
+  memcpy(e->raw, raw, len);
+  snprintf(e->name, sizeof e->name, "%s", cert.name);
+  e->expiry = cert.expiry;
+  return 0;
+}
+
+const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len) {
+  if (memcmp(id, n->kp.pk, SWIM_ID_LEN) == 0) {
+    *len = n->cert_len;
+    return n->cert_raw;
+  }
+  cert_ent_t *e = find(n->certs, id);
+  if (!e)
+    return NULL;
+  *len = e->len;
+  return e->raw;
+}
+
+/* The record's author must hold a certificate for this key and name that
+ * has not expired. 1: held and matching, 0: not held, -1: held but the
+ * record does not match it. */
+int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
+                    size_t name_len) {
+  cert_ent_t *e = find(n->certs, id);
+  if (!e)
+    return 0;
+  if (strlen(e->name) != name_len || memcmp(e->name, name, name_len) != 0 ||
+      (uint64_t)time(NULL) >= e->expiry)
+    return -1;
+  return 1;
+}
+
+/* A record could not be judged for lack of its author's certificate. */
+void lm__certs_want(lm_node_t *n, const uint8_t *id) {
+  struct lm__certs *c = certs(n);
+  if (!c || !n->cur_from_set || n->cur_from_stream)
+    return;
+  uint64_t id8 = id8_of(id), now = lm__now_ms(n);
+  for (unsigned i = 0; i < 64; i++)
+    if (c->asked[i].id8 == id8 && c->asked[i].at &&
+        now < c->asked[i].at + REQ_GAP_MS)
+      return;
+  for (size_t i = 0; i < c->nwant; i++)
+    if (c->want[i] == id8)
+      return;
+  if (c->nwant < LM__CERT_REQ_MAX)
+    c->want[c->nwant++] = id8;
+  c->asked[c->asked_next].id8 = id8;
+  c->asked[c->asked_next].at = now;
+  c->asked_next = (c->asked_next + 1) % 64;
+}
+
+/* After a message: ask its sender for the certificates it lacked. */
+void lm__certs_flush(lm_node_t *n) {
+  struct lm__certs *c = n->certs;
+  if (!c || !c->nwant)
+    return;
+  uint8_t buf[256];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  swim_wbuf_init(&w, buf, sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint8(&pk, LM__SVCMSG_MARK);
+  msgpack_pack_uint8(&pk, LM__CERTMSG_REQ);
+  msgpack_pack_array(&pk, (uint32_t)c->nwant);
+  for (size_t i = 0; i < c->nwant; i++)
+    msgpack_pack_uint64(&pk, c->want[i]);
+  c->nwant = 0;
+  if (w.overflow)
+    return;
+  CNT_ADD(n->cert_reqs_out, 1);
+  lm__core_send(n, &n->cur_from, w.p, w.len);
+}
+
+int lm__certs_is_msg(const uint8_t *p, size_t len) {
+  return lm__svcmsg_is(p, len) &&
+         (p[2] == LM__CERTMSG_REQ || p[2] == LM__CERTMSG_CERTS);
+}
+
+static void answer(lm_node_t *n, const swim_addr_t *to,
+                   const msgpack_object *ids) {
+  uint8_t buf[SWIM_MAX_PAYLOAD];
+  size_t cap = lm__node_max_datagram(n);
+  if (cap > sizeof buf)
+    cap = sizeof buf;
+  const uint8_t *found[LM__CERT_REQ_MAX];
+  size_t flen[LM__CERT_REQ_MAX], nf = 0;
+  for (uint32_t i = 0; i < ids->via.array.size && i < LM__CERT_REQ_MAX; i++) {
+    if (ids->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      return;
+    uint64_t id8 = ids->via.array.ptr[i].via.u64;
+    if (id8 == swim_id8(n->kp.pk)) {
+      found[nf] = n->cert_raw;
+      flen[nf++] = n->cert_len;
+      continue;
+    }
+    cert_ent_t *e = find8(n->certs, id8);
+    if (e) {
+      found[nf] = e->raw;
+      flen[nf++] = e->len;
+    }
+  }
+  size_t i = 0;
+  while (i < nf) {
+    /* as many as fit one datagram; the rest in the next */
+    size_t k = 0, sz = 4;
+    while (i + k < nf && sz + 3 + flen[i + k] <= cap)
+      sz += 3 + flen[i + k++];
+    if (!k)
+      return;
+    swim_wbuf_t w;
+    msgpack_packer pk;
+    swim_wbuf_init(&w, buf, cap);
+    swim_wbuf_packer(&w, &pk);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, LM__SVCMSG_MARK);
+    msgpack_pack_uint8(&pk, LM__CERTMSG_CERTS);
+    msgpack_pack_array(&pk, (uint32_t)k);
+    for (size_t j = 0; j < k; j++) {
+      msgpack_pack_bin(&pk, flen[i + j]);
+      msgpack_pack_bin_body(&pk, found[i + j], flen[i + j]);
+    }
+    if (w.overflow)
+      return;
+    lm__core_send(n, to, w.p, w.len);
+    i += k;
+  }
+}
+
+void lm__certs_recv(lm_node_t *n, const struct sockaddr *from,
+                    const uint8_t *p, size_t len) {
+  if (swim_skim(p, len))
+    return;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  if (msgpack_unpack_next(&u, (const char *)p, len, &off) ==
+          MSGPACK_UNPACK_SUCCESS &&
+      off == len && u.data.type == MSGPACK_OBJECT_ARRAY &&
+      u.data.via.array.size == 3 &&
+      u.data.via.array.ptr[2].type == MSGPACK_OBJECT_ARRAY) {
+    const msgpack_object *body = &u.data.via.array.ptr[2];
+    if (p[2] == LM__CERTMSG_REQ) {
+      swim_addr_t a;
+      lm__sa_to_swim(from, &a);
+      CNT_ADD(n->cert_reqs_in, 1);
+      answer(n, &a, body);
+    } else {
+      for (uint32_t i = 0; i < body->via.array.size; i++) {
+        const msgpack_object *e = &body->via.array.ptr[i];
+        if (e->type == MSGPACK_OBJECT_BIN &&
+            lm__certs_put(n, NULL, (const uint8_t *)e->via.bin.ptr,
+                          e->via.bin.size) == 0)
+          CNT_ADD(n->certs_learned, 1);
+      }
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+}
+
+/* ---- the core's credential hooks ---- */
+
+size_t lm__core_cred_get(void *ud, const uint8_t id[SWIM_ID_LEN],
+                         const uint8_t **out) {
+  size_t len = 0;
+  *out = lm__certs_get(ud, id, &len);
+  return *out ? len : 0;
+}
+
+void lm__core_cred_put(void *ud, const uint8_t id[SWIM_ID_LEN],
+                       const uint8_t *cred, size_t len) {
+  lm_node_t *n = ud;
+  if (memcmp(id, n->kp.pk, SWIM_ID_LEN) != 0)
+    lm__certs_put(n, id, cred, len);
+}
