@@ -32,6 +32,7 @@
 #define VERDICT_PING_GAP_MS 100
 #define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
 #define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
+#define DIGEST_EVERY 4     /* pings per round-robin digest */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 
@@ -122,11 +123,12 @@ struct swim_core {
   VEC(uint32_t) soon; /* suspects to probe before the round robin */
 
   struct {
-    int active, acked, indirect;
-    uint32_t target, seq, nacks_expected, nacks;
+    int active, acked, indirect, rescued;
+    uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
   } probe;
   uint32_t seq;
+  uint32_t digest_tick;
   uint32_t lhm;
   uint64_t next_probe, next_gossip, next_pushpull, next_reconnect;
 
@@ -503,6 +505,41 @@ static const leftsig_t *find_left(const swim_core_t *c, uint64_t id8) {
   return NULL;
 }
 
+/* A peer just told us what we are spreading about member midx, so the news
+ * is less new than our count says: one of our remaining sends is spent
+ * (memberlist sends each update its full count, to members that mostly
+ * have it by then). */
+static void heard_again(swim_core_t *c, const swim_upd_t *u) {
+  static const uint8_t st_of[] = {SWIM_ALIVE, SWIM_SUSPECT, SWIM_DEAD,
+                                  SWIM_LEFT};
+  if (u->kind > SWIM_UPD_LEFT)
+    return;
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE || idx == 0 || !(c->m[idx].flags & M_QUEUED))
+    return;
+  member_t *mm = &c->m[idx];
+  if (mm->status != st_of[u->kind] || inc_cmp(mm->inc, u->inc) != 0)
+    return;
+  uint32_t limit = retransmit_limit(c);
+  for (uint32_t lvl = 0; lvl < BQ_LEVELS; lvl++) {
+    bqueue_t *q = &c->bq[lvl];
+    for (uint32_t k = 0; k < q->n; k++) {
+      bcast_t b = q->v[k];
+      if (b.midx != idx || b.id8 != mm->id8 || bcast_stale(c, &b))
+        continue;
+      if (lvl == 0)
+        return; /* we have not passed it on once yet: do so first */
+      q->v[k] = q->v[--q->n];
+      if (lvl + 1 >= limit || VEC_PUSH(c->bq[lvl + 1], b)) {
+        c->bq_total--;
+        mm->flags &= (uint8_t)~M_QUEUED;
+      }
+      c->st.updates_suppressed++;
+      return;
+    }
+  }
+}
+
 /* Encodes member midx's current state as an update of `kind`. */
 static void enc_member(swim_core_t *c, msgpack_packer *pk, uint32_t midx,
                        uint8_t kind, uint64_t from8) {
@@ -654,7 +691,12 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
         break;
       }
     }
-    for (uint32_t tries = 0; tries < 4; tries++) {
+    /* The round robin rides one ping in DIGEST_EVERY: the view hash on
+     * every ping already tells a peer whether anything differs (and
+     * starts a push-pull when it keeps differing), so in a steady mesh
+     * the digest is mostly news to nobody. */
+    int rr = c->digest_tick++ % DIGEST_EVERY == 0;
+    for (uint32_t tries = 0; rr && tries < 4; tries++) {
       uint32_t i = c->digest_pos++ % c->nm;
       member_t *mm = &c->m[i];
       if (!mm->rec)
@@ -694,7 +736,7 @@ static swim_hdr_t hdr(const swim_core_t *c, uint8_t type, uint32_t seq,
   swim_hdr_t h;
   memset(&h, 0, sizeof h);
   h.type = type;
-  h.from8 = c->self8;
+  h.from8 = c->cfg.sender_from_transport ? 0 : c->self8;
   h.seq = seq;
   h.target8 = target8;
   return h;
@@ -1340,6 +1382,8 @@ static void probe_start(swim_core_t *c) {
   c->probe.active = 1;
   c->probe.acked = 0;
   c->probe.indirect = 0;
+  c->probe.rescued = 0;
+  c->probe.seq_stream = 0;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
   c->probe.seq = ++c->seq;
@@ -1375,6 +1419,28 @@ static void probe_indirect(swim_core_t *c) {
     send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
   }
   c->probe.nacks_expected = n;
+  /* Beside the helpers, try the stream (memberlist's TCP fallback): it
+   * gets through datagram loss, and it carries our own record, so a
+   * target that cannot authenticate us yet (we joined a moment ago)
+   * learns us and answers instead of being suspected. */
+  if (c->cb.send_stream && c->m[0].rec) {
+    uint8_t buf[1024];
+    swim_wbuf_t w;
+    msgpack_packer pk;
+    swim_wbuf_init(&w, buf, sizeof buf);
+    swim_wbuf_packer(&w, &pk);
+    c->probe.seq_stream = ++c->seq;
+    swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq_stream, c->probe.target8);
+    h.flags = SWIM_PING_STREAM;
+    swim_enc_hdr(&pk, &h);
+    msgpack_pack_bin_body(&pk, c->m[0].rec->raw, c->m[0].rec->raw_len);
+    if (!w.overflow) {
+      c->st.stream_pings++;
+      c->st.stream_out++;
+      c->st.stream_bytes_out += w.len;
+      c->cb.send_stream(c->ud, &tm->rec->addr, w.p, w.len);
+    }
+  }
 }
 
 static void probe_end(swim_core_t *c) {
@@ -1563,6 +1629,25 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
       return; /* meant for whoever had this address before */
     c->st.acks++;
     swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, 0);
+    if (h->flags & SWIM_PING_STREAM) {
+      /* answer over the stream, to the address the pinger advertises (its
+       * record came with the ping and was applied first) */
+      uint32_t pi = find8(c, h->from8);
+      if (pi == NONE || pi == 0 || !c->cb.send_stream)
+        return;
+      uint8_t buf[64];
+      swim_wbuf_t w;
+      msgpack_packer pk;
+      swim_wbuf_init(&w, buf, sizeof buf);
+      swim_wbuf_packer(&w, &pk);
+      swim_enc_hdr(&pk, &a);
+      if (!w.overflow) {
+        c->st.stream_out++;
+        c->st.stream_bytes_out += w.len;
+        c->cb.send_stream(c->ud, &c->m[pi].rec->addr, w.p, w.len);
+      }
+      return;
+    }
     send_dgram(c, from, &a, NONE, 0);
     if (find8(c, h->from8) == NONE)
       want_sync(c, from);
@@ -1571,6 +1656,12 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
   case SWIM_MSG_ACK:
     if (c->probe.active && h->seq == c->probe.seq)
       c->probe.acked = 1;
+    if (c->probe.active && c->probe.seq_stream && h->seq == c->probe.seq_stream &&
+        !c->probe.acked) {
+      c->probe.acked = 1;
+      c->probe.rescued = 1;
+      c->st.stream_rescues++;
+    }
     for (uint32_t i = 0; i < c->fwd.n; i++) {
       fwd_t *f = &c->fwd.v[i];
       if (f->seq != h->seq)
@@ -1608,6 +1699,11 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
 
 int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
               size_t len, uint64_t now) {
+  return swim_recv_from(c, from, 0, buf, len, now);
+}
+
+int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
+                   const uint8_t *buf, size_t len, uint64_t now) {
   if (c->in_cb)
     return SWIM_EBUSY;
   if (!from || (!buf && len))
@@ -1627,6 +1723,12 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
   swim_hdr_t h;
   if ((rc = swim_dec_hdr(buf, len, &off, &c->zone, &h)) != 0)
     goto bad;
+  if (!h.from8)
+    h.from8 = from8;
+  if (!h.from8) {
+    rc = SWIM_EMALFORMED; /* nobody named the sender */
+    goto bad;
+  }
   if (h.type != SWIM_MSG_PUSHPULL && len > SWIM_MTU) {
     rc = SWIM_ETOOBIG;
     goto bad;
@@ -1677,6 +1779,7 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
       add_tombstone(c, u, &c->scratch.v[++i]);
       continue;
     }
+    heard_again(c, u);
     switch (u->kind) {
     case SWIM_UPD_ALIVE: apply_alive(c, u); break;
     case SWIM_UPD_SUSPECT:

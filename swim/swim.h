@@ -35,6 +35,10 @@ extern "C" {
 #define SWIM_MTU 1400      /* no datagram on the wire is larger */
 #define SWIM_ENVELOPE_MAX 112 /* room kept for the runtime's envelope, signature, tag */
 #define SWIM_MAX_PAYLOAD (SWIM_MTU - SWIM_ENVELOPE_MAX) /* 1288 */
+/* What the runtime adds to a datagram between members (its compact
+ * envelope: 11-byte header, 16-byte pairwise MAC); the simulator charges
+ * it per packet. mesh/trust/trust.h checks it against its own. */
+#define SWIM_WIRE_ENVELOPE 27
 #define SWIM_STREAM_MAX (64u * 1024 * 1024) /* push-pull frames */
 
 /* Protocol defaults (memberlist's LAN profile) and the limits front ends
@@ -220,6 +224,11 @@ typedef struct swim_config {
   uint32_t reconnect_interval_ms;/* probe a tombstone this often */
   uint32_t join_retry_ms;       /* doubling up to SWIM_MAX_JOIN_RETRY_MS */
   uint32_t max_payload;         /* SWIM_MAX_PAYLOAD */
+  /* 1: headers leave the sender out (nil), because the transport
+   * authenticates it and every message is given to swim_recv_from() with
+   * the sender's id8 (the runtime; the simulator models it). 8 bytes less
+   * per datagram. */
+  int sender_from_transport;
   const uint8_t *meta;          /* initial metadata, copied */
   size_t meta_len;
   /* Optional cache that interns alive records; many cores in one thread may
@@ -238,6 +247,10 @@ void swim_free(swim_core_t *core);
  * whole, nothing about the view changes, and a per-reason counter grows. */
 int swim_recv(swim_core_t *core, const swim_addr_t *from, const uint8_t *buf,
               size_t len, uint64_t now);
+/* The same, from a sender the transport has authenticated: `from8` is the
+ * first 8 bytes of its id (big-endian), used when the header omits it. */
+int swim_recv_from(swim_core_t *core, const swim_addr_t *from, uint64_t from8,
+                   const uint8_t *buf, size_t len, uint64_t now);
 void swim_tick(swim_core_t *core, uint64_t now);
 /* UINT64_MAX when nothing is scheduled (a stopped core). */
 uint64_t swim_next_deadline(const swim_core_t *core);
@@ -298,6 +311,8 @@ typedef struct swim_stats {
   uint64_t suspicions_raised, refutes, deaths_declared;
   uint64_t updates_sent, updates_applied;
   uint64_t records_deferred; /* verify() said SWIM_VERIFY_LATER */
+  uint64_t updates_suppressed; /* a queued send spent: a peer already had it */
+  uint64_t stream_pings, stream_rescues; /* probe fallback over the stream */
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;
 

@@ -83,7 +83,10 @@ void swim_enc_hdr(msgpack_packer *pk, const swim_hdr_t *h) {
   msgpack_pack_array(pk, has_addr ? 7 : 6);
   msgpack_pack_uint8(pk, SWIM_PROTO_VERSION);
   msgpack_pack_uint8(pk, h->type);
-  msgpack_pack_uint64(pk, h->from8);
+  if (h->from8)
+    msgpack_pack_uint64(pk, h->from8);
+  else
+    msgpack_pack_nil(pk); /* the transport names the sender */
   msgpack_pack_uint32(pk, h->seq);
   msgpack_pack_uint64(pk, h->target8);
   msgpack_pack_uint8(pk, h->flags);
@@ -378,7 +381,8 @@ int swim_dec_hdr(const uint8_t *buf, size_t len, size_t *off,
   if (o.via.array.size < 6)
     return SWIM_EMALFORMED;
   memset(h, 0, sizeof *h);
-  if (get_u8(&e[1], &h->type) || get_u64(&e[2], &h->from8) ||
+  if (get_u8(&e[1], &h->type) ||
+      (e[2].type != MSGPACK_OBJECT_NIL && get_u64(&e[2], &h->from8)) ||
       get_u32(&e[3], &h->seq) || get_u64(&e[4], &h->target8) ||
       get_u8(&e[5], &h->flags))
     return SWIM_EMALFORMED;

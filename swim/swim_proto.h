@@ -24,8 +24,9 @@
  *
  *   ver     protocol version; anything but SWIM_PROTO_VERSION is refused.
  *   type    PING, ACK, PING_REQ, NACK, PUSHPULL, GOSSIP (swim_msg_type_t).
- *   from8   the first 8 bytes of the sender's id, big-endian (the runtime's
- *           envelope carries and verifies the full key).
+ *   from8   the first 8 bytes of the sender's id, big-endian, or nil when
+ *           the transport names the sender (the runtime's envelope
+ *           authenticates it; swim_recv_from() passes it in).
  *   seq     probe sequence number (u32); 0 when unused.
  *   target8 PING: whom the ping is for; PING_REQ: whom to probe; else 0.
  *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join.
@@ -59,6 +60,10 @@ extern "C" {
 #define SWIM_PROTO_VERSION 2
 #define SWIM_PP_REPLY 0x1
 #define SWIM_PP_JOIN 0x2
+/* PING over the stream (a probe's fallback, memberlist's TCP ping): the
+ * pinger's own alive record follows, and the ack goes back over the
+ * stream to the pinger's advertised address. */
+#define SWIM_PING_STREAM 0x4
 
 typedef enum swim_msg_type {
   SWIM_MSG_PING = 1,

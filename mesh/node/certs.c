@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <msgpack.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,6 +112,83 @@ static struct lm__certs *certs(lm_node_t *n) {
   return n->certs;
 }
 
+/* ---- the shared memo of checked signatures ---- */
+
+static void memo_key(uint8_t k[16], const uint8_t *a, size_t alen,
+                     const uint8_t *b, size_t blen) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 16);
+  crypto_generichash_update(&st, a, alen);
+  if (blen)
+    crypto_generichash_update(&st, b, blen);
+  crypto_generichash_final(&st, k, 16);
+}
+
+static size_t memo_slot(const uint8_t k[16], size_t cap) {
+  uint64_t h;
+  memcpy(&h, k, sizeof h);
+  return (size_t)h & (cap - 1);
+}
+
+static int memo_empty(const uint8_t *e) {
+  static const uint8_t zero[16];
+  return memcmp(e, zero, 16) == 0;
+}
+
+int lm__memo_has(lm_node_t *n, const uint8_t *a, size_t alen,
+                 const uint8_t *b, size_t blen) {
+  shared_cache_t *sc = n->records;
+  if (!sc || !sc->memo_cap)
+    return 0;
+  uint8_t k[16];
+  memo_key(k, a, alen, b, blen);
+  for (size_t i = memo_slot(k, sc->memo_cap);; i = (i + 1) & (sc->memo_cap - 1)) {
+    if (memo_empty(sc->memo[i]))
+      return 0;
+    if (memcmp(sc->memo[i], k, 16) == 0)
+      return 1;
+  }
+}
+
+void lm__memo_put(lm_node_t *n, const uint8_t *a, size_t alen,
+                  const uint8_t *b, size_t blen) {
+  shared_cache_t *sc = n->records;
+  if (!sc)
+    return;
+  if ((sc->memo_n + 1) * 2 > sc->memo_cap) {
+    size_t ncap = sc->memo_cap ? sc->memo_cap * 2 : 1024;
+    if (ncap > (1u << 20)) { /* bounded: start over rather than grow */
+      memset(sc->memo, 0, sc->memo_cap * 16);
+      sc->memo_n = 0;
+    } else {
+      uint8_t(*nm)[16] = calloc(ncap, 16);
+      if (!nm)
+        return;
+      for (size_t i = 0; i < sc->memo_cap; i++) {
+        if (memo_empty(sc->memo[i]))
+          continue;
+        size_t j = memo_slot(sc->memo[i], ncap);
+        while (!memo_empty(nm[j]))
+          j = (j + 1) & (ncap - 1);
+        memcpy(nm[j], sc->memo[i], 16);
+      }
+      free(sc->memo);
+      sc->memo = nm;
+      sc->memo_cap = ncap;
+    }
+  }
+  uint8_t k[16];
+  memo_key(k, a, alen, b, blen);
+  size_t i = memo_slot(k, sc->memo_cap);
+  while (!memo_empty(sc->memo[i])) {
+    if (memcmp(sc->memo[i], k, 16) == 0)
+      return;
+    i = (i + 1) & (sc->memo_cap - 1);
+  }
+  memcpy(sc->memo[i], k, 16);
+  sc->memo_n++;
+}
+
 /* Decodes, checks against the trust set and keeps a certificate. 0 when it
  * is (now) held; `id` (may be NULL) must be the certificate's key. */
 int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
@@ -125,7 +203,23 @@ int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
   cert_ent_t *e = find(c, cert.node_pk);
   if (e && e->len == len && memcmp(e->raw, raw, len) == 0)
     return 0;
-  int rc = lm_cert_verify(&n->trust, &cert, (uint64_t)time(NULL));
+  /* the cluster's signature, against this node's trusted keys, may have
+   * been checked by a node of this loop already; the dates are checked
+   * here each time */
+  const uint8_t *tk = (const uint8_t *)n->trust.keys;
+  size_t tkl = n->trust.count * sizeof n->trust.keys[0];
+  uint64_t now = (uint64_t)time(NULL);
+  int rc = 0;
+  if (lm__memo_has(n, raw, len, tk, tkl)) {
+    if (now < cert.not_before)
+      rc = LM_TRUST_ECERT_NOTYET;
+    else if (now >= cert.expiry)
+      rc = LM_TRUST_ECERT_EXPIRED;
+  } else {
+    rc = lm_cert_verify(&n->trust, &cert, now);
+    if (rc == 0)
+      lm__memo_put(n, raw, len, tk, tkl);
+  }
   if (rc) {
     lm__node_log(n, LM_LOG_WARN, "certificate of %s refused: %s", cert.name,
                  lm_trust_strerror(rc));

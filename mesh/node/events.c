@@ -109,7 +109,16 @@ int lm__core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
       return SWIM_VERIFY_LATER;
     }
   }
-  return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
+  /* a record (bytes, signature, key) a node of this loop already checked */
+  uint8_t sk[SWIM_SIG_LEN + SWIM_ID_LEN];
+  memcpy(sk, sig, SWIM_SIG_LEN);
+  memcpy(sk + SWIM_SIG_LEN, id, SWIM_ID_LEN);
+  if (lm__memo_has(n, msg, len, sk, sizeof sk))
+    return 0;
+  if (lm_rec_verify(sig, msg, len, id) != 0)
+    return -1;
+  lm__memo_put(n, msg, len, sk, sizeof sk);
+  return 0;
 }
 
 int lm__key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {

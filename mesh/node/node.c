@@ -76,6 +76,16 @@ void lm__rearm(lm_node_t *n) {
 
 void lm__on_timer(uv_timer_t *t) {
   lm_node_t *n = t->data;
+  /* libuv runs timers before it polls: an ack may be waiting in the socket
+   * while the probe's deadline fires, and on a busy loop (many nodes, a
+   * mass join) it often is. So a tick first lets one poll phase run, and
+   * decides only on what has arrived by then. */
+  if (!n->tick_deferred) {
+    n->tick_deferred = 1;
+    uv_timer_start(&n->timer, lm__on_timer, 1, 0);
+    return;
+  }
+  n->tick_deferred = 0;
   uv_mutex_lock(&n->mu);
   swim_tick(n->core, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
@@ -90,6 +100,7 @@ static void finish_leave(lm_node_t *n, int status) {
 }
 
 static void on_housekeeping(uv_timer_t *t) {
+  lm__stream_stalled(t->data, 0);
   lm_node_t *n = t->data;
   uint64_t now = lm__now_ms(n);
   for (conn_t *c = n->conns, *next; c; c = next) {
@@ -219,9 +230,11 @@ static void free_node(lm_node_t *n) {
   lm__snap_free(n);
   lm__svc_free(n);
   lm__certs_free(n);
+  lm__stream_stalled(n, 1);
   lm__pairs_free(n);
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {
+    free(n->records->memo);
     swim_rec_cache_free(n->records->cache);
     free(n->records);
   }
@@ -537,6 +550,7 @@ int lm_node_start(lm_node_t *n) {
   cfg.max_payload = SWIM_MTU - (uint32_t)lm_env_overhead(&n->tx);
   if (cfg.max_payload > SWIM_MAX_PAYLOAD)
     cfg.max_payload = SWIM_MAX_PAYLOAD;
+  cfg.sender_from_transport = 1; /* the envelope authenticates the sender */
   build_meta(n);
   cfg.meta = n->meta;
   cfg.meta_len = n->meta_len;

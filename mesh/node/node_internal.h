@@ -84,6 +84,10 @@ typedef struct cmd {
 typedef struct shared_cache {
   swim_rec_cache_t *cache;
   unsigned refs;
+  /* Signature checks already passed by a node of this loop (certs.c):
+   * 16-byte digests of (what was checked, against which keys). */
+  uint8_t (*memo)[16];
+  size_t memo_cap, memo_n;
 } shared_cache_t;
 
 struct lm_node {
@@ -126,6 +130,9 @@ struct lm_node {
   struct lm__certs *certs; /* certs.c */
   struct lm__pairs *pairs; /* pairs.c */
   uint64_t pairs_derived, dgrams_signed, dgrams_maced;
+  /* test_drop_inbound also stalls outbound connections (stream.c) */
+  struct lm__stall *stalled;
+  uint64_t tcp_stalls;
   /* the sender of the message being delivered (certs.c asks it for the
    * certificates it lacked) */
   swim_addr_t cur_from;
@@ -144,6 +151,7 @@ struct lm_node {
   lm_event_t *evs;
   size_t nev, capev;
   int in_dispatch, close_pending;
+  int tick_deferred; /* lm__on_timer: a poll phase first */
   lm_done_cb close_cb;
   void *close_ud;
   lm_done_cb leave_cb;
@@ -219,14 +227,17 @@ void lm__on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 void lm__on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                 const struct sockaddr *addr, unsigned flags);
 void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from);
-void lm__deliver(lm_node_t *n, const struct sockaddr *from, const uint8_t *p,
-                 size_t len);
+/* from8: the authenticated sender (its key hint), for headers that omit it */
+void lm__deliver(lm_node_t *n, const struct sockaddr *from, uint64_t from8,
+                 const uint8_t *p, size_t len);
 
 /* ---- stream.c ---- */
 void lm__conn_close(conn_t *c);
 void lm__core_send_stream(void *ud, const swim_addr_t *to, const uint8_t *buf,
                           size_t len);
 void lm__on_accept(uv_stream_t *server, int status);
+/* Sends the stalled frames that are due (all: drop them instead). */
+void lm__stream_stalled(lm_node_t *n, int drop_all);
 
 /* ---- services.c ---- */
 enum {
@@ -268,6 +279,14 @@ size_t lm__core_cred_get(void *ud, const uint8_t id[SWIM_ID_LEN],
                          const uint8_t **out);
 void lm__core_cred_put(void *ud, const uint8_t id[SWIM_ID_LEN],
                        const uint8_t *cred, size_t len);
+
+/* Nodes that share one record cache (one loop, one process) also share
+ * which signatures they have checked: 1 if `parts` (concatenated) passed
+ * before. lm__memo_put records that they did. Without sharing, always 0. */
+int lm__memo_has(lm_node_t *n, const uint8_t *a, size_t alen,
+                 const uint8_t *b, size_t blen);
+void lm__memo_put(lm_node_t *n, const uint8_t *a, size_t alen,
+                  const uint8_t *b, size_t blen);
 
 /* ---- pairs.c ---- */
 void lm__pairs_saw(lm_node_t *n, const swim_addr_t *a, const uint8_t *pk);

@@ -68,8 +68,8 @@ void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from) {
   }
 }
 
-void lm__deliver(lm_node_t *n, const struct sockaddr *from,
-                    const uint8_t *p, size_t len) {
+void lm__deliver(lm_node_t *n, const struct sockaddr *from, uint64_t from8,
+                 const uint8_t *p, size_t len) {
   n->last_peer_rx = lm__now_ms(n);
   if (lm__certs_is_msg(p, len)) {
     lm__certs_recv(n, from, p, len);
@@ -84,7 +84,7 @@ void lm__deliver(lm_node_t *n, const struct sockaddr *from,
   n->cur_from = a;
   n->cur_from_set = 1;
   uv_mutex_lock(&n->mu);
-  int rc = swim_recv(n->core, &a, p, len, lm__now_ms(n));
+  int rc = swim_recv_from(n->core, &a, from8, p, len, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   lm__certs_flush(n);
   n->cur_from_set = 0;
@@ -156,6 +156,6 @@ void lm__on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       introduce(n, addr);
     return;
   }
-  lm__deliver(n, addr, m.payload, m.payload_len);
+  lm__deliver(n, addr, m.hint, m.payload, m.payload_len);
 }
 

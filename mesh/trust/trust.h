@@ -305,6 +305,8 @@ size_t lm_replay_count(const lm_replay_t *r);
 #define LM_ENV_MAC_HINT_LEN 4
 #define LM_ENV_MAC_OVERHEAD (LM_ENV_MAC_HDR_LEN + LM_ENV_MAC_LEN) /* 27 */
 #define LM_ENV_MAC_OVERHEAD_ENC (LM_ENV_MAC_OVERHEAD + 16)        /* 43 */
+_Static_assert(LM_ENV_MAC_OVERHEAD == SWIM_WIRE_ENVELOPE,
+               "the simulator's per-packet charge must match the envelope");
 #define LM_ENV_TAG_LEN 4
 #define LM_ENV_HDR_LEN 21   /* version/flags, tag, hint, counter */
 #define LM_ENV_AEAD_LEN 16
