@@ -33,6 +33,7 @@
 #define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
 #define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
 #define DIGEST_EVERY 4     /* pings per round-robin digest */
+#define GOSSIP_PER_PKT 8   /* queued updates per gossip datagram, about */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 
@@ -503,41 +504,6 @@ static const leftsig_t *find_left(const swim_core_t *c, uint64_t id8) {
     if (c->left.v[i].id8 == id8)
       return &c->left.v[i];
   return NULL;
-}
-
-/* A peer just told us what we are spreading about member midx, so the news
- * is less new than our count says: one of our remaining sends is spent
- * (memberlist sends each update its full count, to members that mostly
- * have it by then). */
-static void heard_again(swim_core_t *c, const swim_upd_t *u) {
-  static const uint8_t st_of[] = {SWIM_ALIVE, SWIM_SUSPECT, SWIM_DEAD,
-                                  SWIM_LEFT};
-  if (u->kind > SWIM_UPD_LEFT)
-    return;
-  uint32_t idx = find8(c, u->id8);
-  if (idx == NONE || idx == 0 || !(c->m[idx].flags & M_QUEUED))
-    return;
-  member_t *mm = &c->m[idx];
-  if (mm->status != st_of[u->kind] || inc_cmp(mm->inc, u->inc) != 0)
-    return;
-  uint32_t limit = retransmit_limit(c);
-  for (uint32_t lvl = 0; lvl < BQ_LEVELS; lvl++) {
-    bqueue_t *q = &c->bq[lvl];
-    for (uint32_t k = 0; k < q->n; k++) {
-      bcast_t b = q->v[k];
-      if (b.midx != idx || b.id8 != mm->id8 || bcast_stale(c, &b))
-        continue;
-      if (lvl == 0)
-        return; /* we have not passed it on once yet: do so first */
-      q->v[k] = q->v[--q->n];
-      if (lvl + 1 >= limit || VEC_PUSH(c->bq[lvl + 1], b)) {
-        c->bq_total--;
-        mm->flags &= (uint8_t)~M_QUEUED;
-      }
-      c->st.updates_suppressed++;
-      return;
-    }
-  }
 }
 
 /* Encodes member midx's current state as an update of `kind`. */
@@ -1396,6 +1362,31 @@ static void probe_start(swim_core_t *c) {
   send_dgram(c, &c->m[t].rec->addr, &h, t, 1);
 }
 
+/* A PING (or its ACK) over the stream, with this node's own record, so
+ * that a peer which cannot authenticate our datagrams yet learns us (and
+ * our certificate, from the frame) from it. */
+static void stream_ping(swim_core_t *c, const swim_addr_t *to, uint8_t type,
+                        uint32_t seq, uint64_t target8) {
+  if (!c->cb.send_stream || !c->m[0].rec)
+    return;
+  uint8_t buf[1024];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  swim_wbuf_init(&w, buf, sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  swim_hdr_t h = hdr(c, type, seq, target8);
+  h.flags = type == SWIM_MSG_PING ? SWIM_PING_STREAM : 0;
+  swim_enc_hdr(&pk, &h);
+  msgpack_pack_bin_body(&pk, c->m[0].rec->raw, c->m[0].rec->raw_len);
+  if (w.overflow)
+    return;
+  if (type == SWIM_MSG_PING)
+    c->st.stream_pings++;
+  c->st.stream_out++;
+  c->st.stream_bytes_out += w.len;
+  c->cb.send_stream(c->ud, to, w.p, w.len);
+}
+
 static void probe_indirect(swim_core_t *c) {
   c->probe.indirect = 1;
   member_t *tm = &c->m[c->probe.target];
@@ -1424,22 +1415,9 @@ static void probe_indirect(swim_core_t *c) {
    * target that cannot authenticate us yet (we joined a moment ago)
    * learns us and answers instead of being suspected. */
   if (c->cb.send_stream && c->m[0].rec) {
-    uint8_t buf[1024];
-    swim_wbuf_t w;
-    msgpack_packer pk;
-    swim_wbuf_init(&w, buf, sizeof buf);
-    swim_wbuf_packer(&w, &pk);
     c->probe.seq_stream = ++c->seq;
-    swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq_stream, c->probe.target8);
-    h.flags = SWIM_PING_STREAM;
-    swim_enc_hdr(&pk, &h);
-    msgpack_pack_bin_body(&pk, c->m[0].rec->raw, c->m[0].rec->raw_len);
-    if (!w.overflow) {
-      c->st.stream_pings++;
-      c->st.stream_out++;
-      c->st.stream_bytes_out += w.len;
-      c->cb.send_stream(c->ud, &tm->rec->addr, w.p, w.len);
-    }
+    stream_ping(c, &tm->rec->addr, SWIM_MSG_PING, c->probe.seq_stream,
+                c->probe.target8);
   }
 }
 
@@ -1633,19 +1611,10 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
       /* answer over the stream, to the address the pinger advertises (its
        * record came with the ping and was applied first) */
       uint32_t pi = find8(c, h->from8);
-      if (pi == NONE || pi == 0 || !c->cb.send_stream)
+      if (pi == NONE || pi == 0)
         return;
-      uint8_t buf[64];
-      swim_wbuf_t w;
-      msgpack_packer pk;
-      swim_wbuf_init(&w, buf, sizeof buf);
-      swim_wbuf_packer(&w, &pk);
-      swim_enc_hdr(&pk, &a);
-      if (!w.overflow) {
-        c->st.stream_out++;
-        c->st.stream_bytes_out += w.len;
-        c->cb.send_stream(c->ud, &c->m[pi].rec->addr, w.p, w.len);
-      }
+      /* with our own record: the pinger may not know us yet either */
+      stream_ping(c, &c->m[pi].rec->addr, SWIM_MSG_ACK, h->seq, 0);
       return;
     }
     send_dgram(c, from, &a, NONE, 0);
@@ -1744,7 +1713,7 @@ int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
       goto bad;
     if (u.kind == SWIM_UPD_CRED) {
       /* self-authenticating (the runtime checks it before keeping it) */
-      if (c->cb.cred_put && h.type == SWIM_MSG_PUSHPULL)
+      if (c->cb.cred_put)
         c->cb.cred_put(c->ud, u.id, u.meta, u.meta_len);
       continue;
     }
@@ -1779,7 +1748,6 @@ int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
       add_tombstone(c, u, &c->scratch.v[++i]);
       continue;
     }
-    heard_again(c, u);
     switch (u->kind) {
     case SWIM_UPD_ALIVE: apply_alive(c, u); break;
     case SWIM_UPD_SUSPECT:
@@ -1867,6 +1835,12 @@ static void reap_and_reconnect(swim_core_t *c) {
 static void gossip(swim_core_t *c) {
   uint32_t chosen[16];
   uint32_t k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16, n = 0;
+  /* A backlog (a mass join queues a record per newcomer) goes out faster,
+   * not bigger: every update is still sent its limit of times, only to
+   * more members per round, so the same bytes are spent sooner. */
+  uint32_t want = (c->bq_total + GOSSIP_PER_PKT - 1) / GOSSIP_PER_PKT;
+  if (want > k)
+    k = want < 16 ? want : 16;
   for (uint32_t i = 0; i < k; i++) {
     uint32_t t = pick_random(c, NONE, chosen, n);
     if (t == NONE)
@@ -2058,6 +2032,67 @@ int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
                                         : SWIM_DEFAULT_JOIN_RETRY_MS;
   c->next_join = now;
   swim_tick(c, now);
+  return 0;
+}
+
+int swim_send_records(swim_core_t *c, const swim_addr_t *to,
+                      const uint64_t *id8, size_t n, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!to || (!id8 && n))
+    return SWIM_EINVAL;
+  c->now = now;
+  uint8_t buf[SWIM_MAX_PAYLOAD];
+  size_t cap = c->cfg.max_payload < sizeof buf ? c->cfg.max_payload : sizeof buf;
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  size_t i = 0;
+  while (i < n) {
+    swim_wbuf_init(&w, buf, cap);
+    swim_wbuf_packer(&w, &pk);
+    swim_hdr_t h = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
+    swim_enc_hdr(&pk, &h);
+    size_t hdr_len = w.len, put = 0;
+    for (; i < n; i++) {
+      uint32_t idx = find8(c, id8[i]);
+      if (idx == NONE || !c->m[idx].rec)
+        continue;
+      member_t *mm = &c->m[idx];
+      size_t mark = w.len;
+      const uint8_t *cred;
+      size_t cl = c->cb.cred_get ? c->cb.cred_get(c->ud, mm->rec->id, &cred) : 0;
+      if (cl)
+        swim_enc_cred(&pk, mm->rec->id, cred, cl);
+      msgpack_pack_bin_body(&pk, mm->rec->raw, mm->rec->raw_len);
+      if (w.overflow) {
+        w.overflow = 0;
+        w.len = mark;
+        break;
+      }
+      put++;
+    }
+    if (!put) {
+      if (i < n)
+        i++; /* one that fits no datagram: skip it */
+      continue;
+    }
+    c->st.pkts_out++;
+    c->st.bytes_out += w.len;
+    c->cb.send(c->ud, to, w.p, w.len);
+    (void)hdr_len;
+  }
+  flush(c);
+  return 0;
+}
+
+int swim_introduce(swim_core_t *c, const swim_addr_t *to, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!to)
+    return SWIM_EINVAL;
+  c->now = now;
+  stream_ping(c, to, SWIM_MSG_PING, 0, 0);
+  flush(c);
   return 0;
 }
 

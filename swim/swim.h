@@ -263,6 +263,15 @@ int swim_join(swim_core_t *core, const swim_addr_t *seeds, size_t n,
  * its own). The runtime calls it when a datagram comes from a sender it
  * cannot authenticate yet: the exchange introduces the two. */
 int swim_sync(swim_core_t *core, const swim_addr_t *to, uint64_t now);
+/* Lighter: a ping over the stream to `to` carrying this node's record; the
+ * answer (over the stream) carries the peer's. What the runtime does when
+ * a datagram comes from a sender it cannot authenticate yet. */
+int swim_introduce(swim_core_t *core, const swim_addr_t *to, uint64_t now);
+/* Datagrams to `to` with the current alive records of the members named by
+ * id8 (unknown ones skipped), each preceded by its credential: the answer
+ * to a peer that lacked certificates to admit records we relayed. */
+int swim_send_records(swim_core_t *core, const swim_addr_t *to,
+                      const uint64_t *id8, size_t n, uint64_t now);
 /* Announce a signed leave. The core stays usable for a short while so the
  * leave can spread; swim_leave_done() says when it has been sent out. */
 int swim_leave(swim_core_t *core, uint64_t now);
@@ -311,7 +320,6 @@ typedef struct swim_stats {
   uint64_t suspicions_raised, refutes, deaths_declared;
   uint64_t updates_sent, updates_applied;
   uint64_t records_deferred; /* verify() said SWIM_VERIFY_LATER */
-  uint64_t updates_suppressed; /* a queued send spent: a peer already had it */
   uint64_t stream_pings, stream_rescues; /* probe fallback over the stream */
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;

@@ -318,8 +318,29 @@ int lm__certs_is_msg(const uint8_t *p, size_t len) {
          (p[2] == LM__CERTMSG_REQ || p[2] == LM__CERTMSG_CERTS);
 }
 
+static void answer_certs(lm_node_t *n, const swim_addr_t *to,
+                         const msgpack_object *ids) __attribute__((unused));
+
+/* The certificates asked for, each with its member's current record, so
+ * the asker can admit the member at once instead of waiting for the
+ * record to come around again. */
 static void answer(lm_node_t *n, const swim_addr_t *to,
                    const msgpack_object *ids) {
+  uint64_t v[LM__CERT_REQ_MAX];
+  size_t k = 0;
+  for (uint32_t i = 0; i < ids->via.array.size && k < LM__CERT_REQ_MAX; i++) {
+    if (ids->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      return;
+    v[k++] = ids->via.array.ptr[i].via.u64;
+  }
+  uv_mutex_lock(&n->mu);
+  swim_send_records(n->core, to, v, k, lm__now_ms(n));
+  uv_mutex_unlock(&n->mu);
+  lm__dispatch(n);
+}
+
+static void answer_certs(lm_node_t *n, const swim_addr_t *to,
+                         const msgpack_object *ids) {
   uint8_t buf[SWIM_MAX_PAYLOAD];
   size_t cap = lm__node_max_datagram(n);
   if (cap > sizeof buf)

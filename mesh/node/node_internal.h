@@ -44,6 +44,7 @@ int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 #define HOUSEKEEP_MS 250
 #define LEAVE_MAX_MS 3000
 #define DROP_LOG_GAP_MS 10000
+#define FULL_INTRO_GAP_MS 1000 /* udp.c: full-state introductions at most */
 #define APP_META_MAX 256
 /* Bytes of a member's metadata: the seq of its service list (then the
  * application's own bytes). */
@@ -170,6 +171,7 @@ struct lm_node {
     uint64_t at;
   } intro[16]; /* recent introductions to unknown senders */
   unsigned intro_next;
+  uint64_t last_full_intro;
 };
 
 /* Counters are written on the loop thread and may be read from any thread

@@ -35,6 +35,8 @@ typedef struct addr_ent {
 struct lm__pairs {
   pair_ent_t *v;
   size_t cap, n;
+  lm_pair_self_t self;
+  int self_ok;
   addr_ent_t addrs[ADDR_SLOTS];
 };
 
@@ -44,8 +46,8 @@ static uint32_t hint32_of(const uint8_t *pk) {
 }
 
 static struct lm__pairs *pairs(lm_node_t *n) {
-  if (!n->pairs)
-    n->pairs = calloc(1, sizeof *n->pairs);
+  if (!n->pairs && (n->pairs = calloc(1, sizeof *n->pairs)) != NULL)
+    n->pairs->self_ok = lm_pair_self_init(&n->pairs->self, &n->kp) == 0;
   return n->pairs;
 }
 
@@ -103,7 +105,9 @@ static const lm_pair_t *pair_for_pk(lm_node_t *n, const uint8_t *pk) {
   if ((ps->n + 1) * 4 > ps->cap * 3 && grow(ps))
     return NULL;
   lm_pair_t np;
-  if (lm_pair_derive(&np, &n->kp, pk) != 0)
+  uint8_t px[32];
+  if (!ps->self_ok || lm_pair_peer_x(px, pk) != 0 ||
+      lm_pair_derive_x(&np, &ps->self, pk, px) != 0)
     return NULL;
   uint32_t h = hint32_of(pk);
   size_t i = h & (ps->cap - 1);

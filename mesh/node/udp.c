@@ -113,7 +113,16 @@ static void introduce(lm_node_t *n, const struct sockaddr *from) {
   n->intro[n->intro_next].at = now;
   n->intro_next = (n->intro_next + 1) % 16;
   uv_mutex_lock(&n->mu);
-  swim_sync(n->core, &a, now);
+  /* One full exchange of views a second at most (it carries every member
+   * and certificate, and after a mass join it is the fastest way to
+   * converge); otherwise the light introduction, a stream ping with our
+   * record whose answer carries the sender's. */
+  if (!n->last_full_intro || now >= n->last_full_intro + FULL_INTRO_GAP_MS) {
+    n->last_full_intro = now;
+    swim_sync(n->core, &a, now);
+  } else {
+    swim_introduce(n->core, &a, now);
+  }
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
 }

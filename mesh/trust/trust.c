@@ -1022,6 +1022,39 @@ int lm_pair_derive(lm_pair_t *p, const lm_keypair_t *me,
   return 0;
 }
 
+int lm_pair_self_init(lm_pair_self_t *s, const lm_keypair_t *me) {
+  if (!s || !me)
+    return LM_TRUST_EINVAL;
+  memcpy(s->pk, me->pk, LM_PUBLICKEY_LEN);
+  if (crypto_sign_ed25519_sk_to_curve25519(s->x_sk, me->sk) != 0 ||
+      crypto_scalarmult_base(s->x_pk, s->x_sk) != 0)
+    return LM_TRUST_EBADSIG;
+  return 0;
+}
+
+int lm_pair_peer_x(uint8_t x_pk[32], const uint8_t peer_pk[LM_PUBLICKEY_LEN]) {
+  return crypto_sign_ed25519_pk_to_curve25519(x_pk, peer_pk) == 0
+             ? 0
+             : LM_TRUST_EBADSIG;
+}
+
+int lm_pair_derive_x(lm_pair_t *p, const lm_pair_self_t *me,
+                     const uint8_t peer_pk[LM_PUBLICKEY_LEN],
+                     const uint8_t peer_x[32]) {
+  if (!p || !me || !peer_pk || !peer_x)
+    return LM_TRUST_EINVAL;
+  memset(p, 0, sizeof *p);
+  int rc = memcmp(me->pk, peer_pk, LM_PUBLICKEY_LEN) < 0
+               ? crypto_kx_client_session_keys(p->rx, p->tx, me->x_pk,
+                                               me->x_sk, peer_x)
+               : crypto_kx_server_session_keys(p->rx, p->tx, me->x_pk,
+                                               me->x_sk, peer_x);
+  if (rc != 0)
+    return LM_TRUST_EBADSIG;
+  memcpy(p->pk, peer_pk, LM_PUBLICKEY_LEN);
+  return 0;
+}
+
 /* BLAKE2b-128 keyed with the direction's key over the full counter (only
  * its low half travels), the header and the body. */
 static void env_mac(uint8_t mac[LM_ENV_MAC_LEN], const uint8_t key[32],

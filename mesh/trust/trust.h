@@ -375,6 +375,19 @@ typedef struct lm_pair {
 } lm_pair_t;
 int lm_pair_derive(lm_pair_t *p, const lm_keypair_t *me,
                    const uint8_t peer_pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+/* The same with this node's X25519 keys computed once (lm_pair_self) and
+ * the peer's X25519 key given (lm_pair_peer_x): one scalar multiplication
+ * per pair instead of three. */
+typedef struct lm_pair_self {
+  uint8_t pk[LM_PUBLICKEY_LEN];
+  uint8_t x_sk[32], x_pk[32];
+} lm_pair_self_t;
+int lm_pair_self_init(lm_pair_self_t *s, const lm_keypair_t *me) LM_TRUST_WUR;
+int lm_pair_peer_x(uint8_t x_pk[32],
+                   const uint8_t peer_pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+int lm_pair_derive_x(lm_pair_t *p, const lm_pair_self_t *me,
+                     const uint8_t peer_pk[LM_PUBLICKEY_LEN],
+                     const uint8_t peer_x[32]) LM_TRUST_WUR;
 
 /* A compact datagram to the peer of `pair` (LM_TRUST_EOVERSIZE beyond
  * SWIM_MTU), authenticated with the pairwise MAC instead of a signature. */
