@@ -32,7 +32,11 @@
 #define VERDICT_PING_GAP_MS 100
 #define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
 #define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
-#define DIGEST_EVERY 4     /* pings per round-robin digest */
+#define DIGEST_EVERY 8     /* pings per round-robin digest */
+/* 16 bits of the view hash ride every ping: two different views look
+ * equal once in 65,536 pings, which only delays a repair that the
+ * digests and the periodic push-pull make anyway */
+#define VIEW_HASH_MASK 0xffffu
 #define GOSSIP_PER_PKT 8   /* queued updates per gossip datagram, about */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
@@ -633,7 +637,7 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
   }
   if (digest) {
     size_t mark = w->len;
-    swim_enc_view(pk, c->view_hash & 0xffffffffu); /* 32 bits suffice */
+    swim_enc_view(pk, c->view_hash & VIEW_HASH_MASK);
     if (w->overflow) {
       w->overflow = 0;
       w->len = mark;
@@ -704,7 +708,9 @@ static swim_hdr_t hdr(const swim_core_t *c, uint8_t type, uint32_t seq,
   h.type = type;
   h.from8 = c->cfg.sender_from_transport ? 0 : c->self8;
   h.seq = seq;
-  h.target8 = target8;
+  /* a ping names its target by the top 32 bits of its id8: enough to
+   * tell whether the address changed hands, 4 bytes less per ping */
+  h.target8 = type == SWIM_MSG_PING ? target8 >> 32 : target8;
   return h;
 }
 
@@ -1221,7 +1227,7 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
  * peer (both sides merge), at most once per VIEW_SYNC_GAP_MS. */
 static void apply_view(swim_core_t *c, const swim_upd_t *u,
                        const swim_addr_t *from) {
-  if (u->view == (c->view_hash & 0xffffffffu)) {
+  if (u->view == (c->view_hash & VIEW_HASH_MASK)) {
     c->view_bad_since = 0;
     return;
   }
@@ -1603,7 +1609,7 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
                        const swim_hdr_t *h) {
   switch (h->type) {
   case SWIM_MSG_PING: {
-    if (h->target8 != c->self8 && h->target8 != 0)
+    if (h->target8 != (c->self8 >> 32) && h->target8 != 0)
       return; /* meant for whoever had this address before */
     c->st.acks++;
     swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, 0);

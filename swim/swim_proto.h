@@ -28,7 +28,8 @@
  *           the transport names the sender (the runtime's envelope
  *           authenticates it; swim_recv_from() passes it in).
  *   seq     probe sequence number (u32); 0 when unused.
- *   target8 PING: whom the ping is for; PING_REQ: whom to probe; else 0.
+ *   target8 PING: the top 32 bits of the id8 of whom the ping is for (0:
+ *           whoever is there); PING_REQ: the id8 of whom to probe; else 0.
  *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join.
  *   taddr   PING_REQ only: the target's address (bin 6 or 18).
  *   id8     first 8 bytes of a member id, big-endian.
@@ -37,7 +38,7 @@
  *           the sig element excluded). LEFT: over [3, id8, gen, ver] the same
  *           way. nil when the cluster runs unsigned.
  *   addr    4 or 16 address bytes then the port, big-endian.
- *   hash    low 32 bits of the XOR over members of a 64-bit mix of (id8,
+ *   hash    low 16 bits of the XOR over members of a 64-bit mix of (id8,
  *           gen, ver, alive-or-suspect / dead / left): equal views give
  *           equal hashes.
  *
