@@ -1416,6 +1416,14 @@ static void probe_indirect(swim_core_t *c) {
     send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
   }
   c->probe.nacks_expected = n;
+  /* and once more ourselves: a ping or its ack lost to chance is the
+   * common case, and a second try costs one small datagram, where a
+   * suspicion costs a refutation sent to everybody */
+  {
+    swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
+    c->st.pings++;
+    send_dgram(c, &tm->rec->addr, &h, c->probe.target, 0);
+  }
   /* Beside the helpers, try the stream (memberlist's TCP fallback): it
    * gets through datagram loss, and it carries our own record, so a
    * target that cannot authenticate us yet (we joined a moment ago)
