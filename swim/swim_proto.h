@@ -19,6 +19,8 @@
  *   | update  [3 LEFT,    id8, gen, ver, sig(bin64|nil)]                |
  *   | update  [4 DIGEST,  id8, status, gen, ver]      (anti-entropy)    |
  *   | update  [5 VIEW,    hash]                (whole-view checksum)    |
+ *   | update  [6 CRED,    id(bin32), cred(bin)]  (a member's certificate, |
+ *   |          ahead of its ALIVE; push-pull and certificate answers)   |
  *   | ...                                                               |
  *   +-------------------------------------------------------------------+
  *
@@ -30,7 +32,9 @@
  *   seq     probe sequence number (u32); 0 when unused.
  *   target8 PING: the top 32 bits of the id8 of whom the ping is for (0:
  *           whoever is there); PING_REQ: the id8 of whom to probe; else 0.
- *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join.
+ *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join. PING: bit 2 =
+ *           sent over the stream (its ack goes back over the stream); the
+ *           pinger's ALIVE follows the header.
  *   taddr   PING_REQ only: the target's address (bin 6 or 18).
  *   id8     first 8 bytes of a member id, big-endian.
  *   sig     ALIVE: the member's signature over the record's bytes from its
