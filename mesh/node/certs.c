@@ -9,7 +9,9 @@
  * datagram's sender for it:
  *
  *   CREQ   [83, 3, [id8 (u64), ...]]        1..LM__CERT_REQ_MAX ids
- *   CERTS  [83, 4, [cert (bin), ...]]       as many as fit a datagram
+ *   CERTS  [83, 4, [cert (bin), ...]]       accepted; the core's answer
+ *                                           (GOSSIP with CRED + ALIVE per
+ *                                           member) is what is sent
  *
  * Both ride the authenticated envelope like the service messages (same
  * mark, other kinds). A certificate is kept only once lm_cert_verify
@@ -63,18 +65,6 @@ static cert_ent_t *find(struct lm__certs *c, const uint8_t *id) {
     if (!c->v[i].used)
       return NULL;
     if (memcmp(c->v[i].id, id, SWIM_ID_LEN) == 0)
-      return &c->v[i];
-  }
-}
-
-static cert_ent_t *find8(struct lm__certs *c, uint64_t id8) {
-  if (!c || !c->cap)
-    return NULL;
-  size_t mask = c->cap - 1;
-  for (size_t i = id8 & mask;; i = (i + 1) & mask) {
-    if (!c->v[i].used)
-      return NULL;
-    if (id8_of(c->v[i].id) == id8)
       return &c->v[i];
   }
 }
@@ -318,9 +308,6 @@ int lm__certs_is_msg(const uint8_t *p, size_t len) {
          (p[2] == LM__CERTMSG_REQ || p[2] == LM__CERTMSG_CERTS);
 }
 
-static void answer_certs(lm_node_t *n, const swim_addr_t *to,
-                         const msgpack_object *ids) __attribute__((unused));
-
 /* The certificates asked for, each with its member's current record, so
  * the asker can admit the member at once instead of waiting for the
  * record to come around again. */
@@ -337,56 +324,6 @@ static void answer(lm_node_t *n, const swim_addr_t *to,
   swim_send_records(n->core, to, v, k, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
-}
-
-static void answer_certs(lm_node_t *n, const swim_addr_t *to,
-                         const msgpack_object *ids) {
-  uint8_t buf[SWIM_MAX_PAYLOAD];
-  size_t cap = lm__node_max_datagram(n);
-  if (cap > sizeof buf)
-    cap = sizeof buf;
-  const uint8_t *found[LM__CERT_REQ_MAX];
-  size_t flen[LM__CERT_REQ_MAX], nf = 0;
-  for (uint32_t i = 0; i < ids->via.array.size && i < LM__CERT_REQ_MAX; i++) {
-    if (ids->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-      return;
-    uint64_t id8 = ids->via.array.ptr[i].via.u64;
-    if (id8 == swim_id8(n->kp.pk)) {
-      found[nf] = n->cert_raw;
-      flen[nf++] = n->cert_len;
-      continue;
-    }
-    cert_ent_t *e = find8(n->certs, id8);
-    if (e) {
-      found[nf] = e->raw;
-      flen[nf++] = e->len;
-    }
-  }
-  size_t i = 0;
-  while (i < nf) {
-    /* as many as fit one datagram; the rest in the next */
-    size_t k = 0, sz = 4;
-    while (i + k < nf && sz + 3 + flen[i + k] <= cap)
-      sz += 3 + flen[i + k++];
-    if (!k)
-      return;
-    swim_wbuf_t w;
-    msgpack_packer pk;
-    swim_wbuf_init(&w, buf, cap);
-    swim_wbuf_packer(&w, &pk);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint8(&pk, LM__SVCMSG_MARK);
-    msgpack_pack_uint8(&pk, LM__CERTMSG_CERTS);
-    msgpack_pack_array(&pk, (uint32_t)k);
-    for (size_t j = 0; j < k; j++) {
-      msgpack_pack_bin(&pk, flen[i + j]);
-      msgpack_pack_bin_body(&pk, found[i + j], flen[i + j]);
-    }
-    if (w.overflow)
-      return;
-    lm__core_send(n, to, w.p, w.len);
-    i += k;
-  }
 }
 
 void lm__certs_recv(lm_node_t *n, const struct sockaddr *from,
