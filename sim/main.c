@@ -189,7 +189,8 @@ static void usage(FILE *f) {
       "  --bootstrap | --join   start converged, or by joining through the seeds\n"
       "                         (default: join up to 2000 nodes, bootstrap above)\n"
       "  --seeds K              join mode: nodes 0..K-1 are seeds (default 1)\n"
-      "  --envelope-bytes B     bytes the runtime adds per packet (default 86)\n"
+      "  --envelope-bytes B     bytes the runtime adds per packet (default 27: the\n"
+      "                         compact datagram's header and pairwise MAC)\n"
       "  --scenario FILE        timeline file (see docs/simulator.md)\n"
       "  -o json|text           output format (default text)\n"
       "  --deterministic        omit wall_s and max_rss_mib: same seed, same bytes\n"
@@ -1518,7 +1519,7 @@ int main(int argc, char **argv) {
                    .gossip_ms = -1,
                    .pushpull_ms = -1,
                    .reconnect_ms = -1,
-                   .envelope = 86};
+                   .envelope = SWIM_WIRE_ENVELOPE};
   parse_args(argc, argv, &st);
   if (!st.seed_set)
     st.seed = lm_report_clock_seed();

@@ -158,7 +158,10 @@ int lm_sim_set_meta(lm_sim_t *sim, uint32_t i, const uint8_t *meta,
 
 /* ---- the network ---- */
 
-/* Probabilities are 0..1. */
+/* Probabilities are 0..1. Loss is on datagrams; a stream connection over
+ * a lossy path stalls 1 s (a lost SYN or SYN-ACK) with probability
+ * 1 - keep^2, keep being the datagram survival rate of that path, and
+ * never connects when keep is 0. */
 void lm_sim_set_loss(lm_sim_t *sim, double p);
 void lm_sim_set_latency(lm_sim_t *sim, uint32_t min_ms, uint32_t max_ms);
 /* Loss on every datagram to and from node i (combined with the others). */

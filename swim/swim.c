@@ -32,6 +32,12 @@
 #define VERDICT_PING_GAP_MS 100
 #define VIEW_STALE_MS 5000     /* views differing this long get a push-pull */
 #define VIEW_SYNC_GAP_MS 20000 /* and not more often than this (at least) */
+#define DIGEST_EVERY 8     /* pings per round-robin digest */
+/* 16 bits of the view hash ride every ping: two different views look
+ * equal once in 65,536 pings, which only delays a repair that the
+ * digests and the periodic push-pull make anyway */
+#define VIEW_HASH_MASK 0xffffu
+#define GOSSIP_PER_PKT 8   /* queued updates per gossip datagram, about */
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 /* Self-fencing of a deaf member (docs/protocol.md, "Deaf members"). */
@@ -129,9 +135,9 @@ struct swim_core {
   VEC(uint32_t) soon; /* suspects to probe before the round robin */
 
   struct {
-    int active, acked, indirect;
-    int direct;      /* the target itself acked */
-    uint32_t target, seq, nacks_expected, nacks;
+    int active, acked, indirect, rescued;
+    int direct;      /* the target itself acked a datagram */
+    uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
   } probe;
   struct {
@@ -148,6 +154,7 @@ struct swim_core {
     uint64_t probation; /* until then: probe unstretched, accuse nobody */
   } fence;
   uint32_t seq;
+  uint32_t digest_tick;
   uint32_t lhm;
   uint64_t next_probe, next_gossip, next_pushpull, next_reconnect;
 
@@ -651,7 +658,7 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
   }
   if (digest) {
     size_t mark = w->len;
-    swim_enc_view(pk, c->view_hash & 0xffffffffu); /* 32 bits suffice */
+    swim_enc_view(pk, c->view_hash & VIEW_HASH_MASK);
     if (w->overflow) {
       w->overflow = 0;
       w->len = mark;
@@ -675,7 +682,12 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
         break;
       }
     }
-    for (uint32_t tries = 0; tries < 4; tries++) {
+    /* The round robin rides one ping in DIGEST_EVERY: the view hash on
+     * every ping already tells a peer whether anything differs (and
+     * starts a push-pull when it keeps differing), so in a steady mesh
+     * the digest is mostly news to nobody. */
+    int rr = c->digest_tick++ % DIGEST_EVERY == 0;
+    for (uint32_t tries = 0; rr && tries < 4; tries++) {
       uint32_t i = c->digest_pos++ % c->nm;
       member_t *mm = &c->m[i];
       if (!mm->rec)
@@ -715,9 +727,11 @@ static swim_hdr_t hdr(const swim_core_t *c, uint8_t type, uint32_t seq,
   swim_hdr_t h;
   memset(&h, 0, sizeof h);
   h.type = type;
-  h.from8 = c->self8;
+  h.from8 = c->cfg.sender_from_transport ? 0 : c->self8;
   h.seq = seq;
-  h.target8 = target8;
+  /* a ping names its target by the top 32 bits of its id8: enough to
+   * tell whether the address changed hands, 4 bytes less per ping */
+  h.target8 = type == SWIM_MSG_PING ? target8 >> 32 : target8;
   return h;
 }
 
@@ -736,6 +750,10 @@ static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
     member_t *mm = &c->m[i];
     if (!mm->rec)
       continue;
+    const uint8_t *cred;
+    size_t cl = c->cb.cred_get ? c->cb.cred_get(c->ud, mm->rec->id, &cred) : 0;
+    if (cl)
+      swim_enc_cred(&pk, mm->rec->id, cred, cl);
     msgpack_pack_bin_body(&pk, mm->rec->raw, mm->rec->raw_len);
     if (mm->status == SWIM_SUSPECT || mm->status == SWIM_DEAD)
       swim_enc_accuse(&pk, mm->status == SWIM_SUSPECT ? SWIM_UPD_SUSPECT
@@ -1357,7 +1375,7 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
  * peer (both sides merge), at most once per VIEW_SYNC_GAP_MS. */
 static void apply_view(swim_core_t *c, const swim_upd_t *u,
                        const swim_addr_t *from) {
-  if (u->view == (c->view_hash & 0xffffffffu)) {
+  if (u->view == (c->view_hash & VIEW_HASH_MASK)) {
     c->view_bad_since = 0;
     return;
   }
@@ -1420,6 +1438,8 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
                               u->name, u->name_len, u->meta, u->meta_len)
                : c->cb.verify(c->ud, id, u->signed_ptr, u->signed_len, u->sig,
                               NULL, 0, NULL, 0);
+  if (ok == SWIM_VERIFY_LATER && u->kind == SWIM_UPD_ALIVE)
+    return SWIM_VERIFY_LATER;
   return ok == 0 ? 0 : SWIM_EBADSIG;
 }
 
@@ -1486,6 +1506,8 @@ static void probe_start(swim_core_t *c) {
   c->probe.acked = 0;
   c->probe.direct = 0;
   c->probe.indirect = c->fence.on;
+  c->probe.rescued = 0;
+  c->probe.seq_stream = 0;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
   c->probe.seq = ++c->seq;
@@ -1496,6 +1518,31 @@ static void probe_start(swim_core_t *c) {
   c->st.pings++;
   swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
   send_dgram(c, &c->m[t].rec->addr, &h, t, 1);
+}
+
+/* A PING (or its ACK) over the stream, with this node's own record, so
+ * that a peer which cannot authenticate our datagrams yet learns us (and
+ * our certificate, from the frame) from it. */
+static void stream_ping(swim_core_t *c, const swim_addr_t *to, uint8_t type,
+                        uint32_t seq, uint64_t target8) {
+  if (!c->cb.send_stream || !c->m[0].rec)
+    return;
+  uint8_t buf[1024];
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  swim_wbuf_init(&w, buf, sizeof buf);
+  swim_wbuf_packer(&w, &pk);
+  swim_hdr_t h = hdr(c, type, seq, target8);
+  h.flags = type == SWIM_MSG_PING ? SWIM_PING_STREAM : 0;
+  swim_enc_hdr(&pk, &h);
+  msgpack_pack_bin_body(&pk, c->m[0].rec->raw, c->m[0].rec->raw_len);
+  if (w.overflow)
+    return;
+  if (type == SWIM_MSG_PING)
+    c->st.stream_pings++;
+  c->st.stream_out++;
+  c->st.stream_bytes_out += w.len;
+  c->cb.send_stream(c->ud, to, w.p, w.len);
 }
 
 static void probe_indirect(swim_core_t *c) {
@@ -1521,6 +1568,23 @@ static void probe_indirect(swim_core_t *c) {
     send_dgram(c, &c->m[chosen[i]].rec->addr, &h, NONE, 0);
   }
   c->probe.nacks_expected = n;
+  /* and once more ourselves: a ping or its ack lost to chance is the
+   * common case, and a second try costs one small datagram, where a
+   * suspicion costs a refutation sent to everybody */
+  {
+    swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
+    c->st.pings++;
+    send_dgram(c, &tm->rec->addr, &h, c->probe.target, 0);
+  }
+  /* Beside the helpers, try the stream (memberlist's TCP fallback): it
+   * gets through datagram loss, and it carries our own record, so a
+   * target that cannot authenticate us yet (we joined a moment ago)
+   * learns us and answers instead of being suspected. */
+  if (c->cb.send_stream && c->m[0].rec) {
+    c->probe.seq_stream = ++c->seq;
+    stream_ping(c, &tm->rec->addr, SWIM_MSG_PING, c->probe.seq_stream,
+                c->probe.target8);
+  }
 }
 
 static void probe_end(swim_core_t *c) {
@@ -1535,10 +1599,12 @@ static void probe_end(swim_core_t *c) {
     if (c->fence.acks >= FENCE_RECOVER_ACKS)
       fence_end(c);
   } else {
+    /* a probe rescued by the stream says nothing of our datagram hearing:
+     * its helpers' replies (or their silence) do */
     fence_sample(c, c->probe.direct);
-    if (!c->probe.direct && c->probe.acked) {
+    if (!c->probe.direct && c->probe.acked && !c->probe.rescued) {
       fence_sample(c, 1);
-    } else if (!c->probe.acked) {
+    } else if (!c->probe.acked || c->probe.rescued) {
       for (uint32_t i = 0; i < c->probe.nacks_expected; i++)
         fence_sample(c, i < c->probe.nacks);
     }
@@ -1726,12 +1792,22 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
                        const swim_hdr_t *h) {
   switch (h->type) {
   case SWIM_MSG_PING: {
-    if (h->target8 != c->self8 && h->target8 != 0)
+    if (h->target8 != (c->self8 >> 32) && h->target8 != 0)
       return; /* meant for whoever had this address before */
     if (c->fence.on)
       return; /* deaf: an ack would restart the others' suspicions */
     c->st.acks++;
     swim_hdr_t a = hdr(c, SWIM_MSG_ACK, h->seq, 0);
+    if (h->flags & SWIM_PING_STREAM) {
+      /* answer over the stream, to the address the pinger advertises (its
+       * record came with the ping and was applied first) */
+      uint32_t pi = find8(c, h->from8);
+      if (pi == NONE || pi == 0)
+        return;
+      /* with our own record: the pinger may not know us yet either */
+      stream_ping(c, &c->m[pi].rec->addr, SWIM_MSG_ACK, h->seq, 0);
+      return;
+    }
     send_dgram(c, from, &a, NONE, 0);
     if (find8(c, h->from8) == NONE)
       want_sync(c, from);
@@ -1742,6 +1818,14 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
       c->probe.acked = 1;
       if (h->from8 == c->probe.target8)
         c->probe.direct = 1;
+    }
+    /* a stream ping's ack rescues the probe but is not a direct datagram
+     * ack: a fenced member counts only those to tell it hears again */
+    if (c->probe.active && c->probe.seq_stream && h->seq == c->probe.seq_stream &&
+        !c->probe.acked) {
+      c->probe.acked = 1;
+      c->probe.rescued = 1;
+      c->st.stream_rescues++;
     }
     for (uint32_t i = 0; i < c->fwd.n; i++) {
       fwd_t *f = &c->fwd.v[i];
@@ -1780,6 +1864,11 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
 
 int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
               size_t len, uint64_t now) {
+  return swim_recv_from(c, from, 0, buf, len, now);
+}
+
+int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
+                   const uint8_t *buf, size_t len, uint64_t now) {
   if (c->in_cb)
     return SWIM_EBUSY;
   if (!from || (!buf && len))
@@ -1799,6 +1888,12 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
   swim_hdr_t h;
   if ((rc = swim_dec_hdr(buf, len, &off, &c->zone, &h)) != 0)
     goto bad;
+  if (!h.from8)
+    h.from8 = from8;
+  if (!h.from8) {
+    rc = SWIM_EMALFORMED; /* nobody named the sender */
+    goto bad;
+  }
   if (h.type != SWIM_MSG_PUSHPULL && len > SWIM_MTU) {
     rc = SWIM_ETOOBIG;
     goto bad;
@@ -1812,8 +1907,18 @@ int swim_recv(swim_core_t *c, const swim_addr_t *from, const uint8_t *buf,
       break;
     if (rc < 0)
       goto bad;
+    if (u.kind == SWIM_UPD_CRED) {
+      /* self-authenticating (the runtime checks it before keeping it) */
+      if (c->cb.cred_put)
+        c->cb.cred_put(c->ud, u.id, u.meta, u.meta_len);
+      continue;
+    }
     if (u.kind == SWIM_UPD_ALIVE || u.kind == SWIM_UPD_LEFT) {
-      if ((rc = verify_upd(c, &u)) != 0)
+      if ((rc = verify_upd(c, &u)) == SWIM_VERIFY_LATER) {
+        c->st.records_deferred++;
+        continue;
+      }
+      if (rc != 0)
         goto bad;
     }
     if (VEC_PUSH(c->scratch, u)) {
@@ -1927,6 +2032,12 @@ static void reap_and_reconnect(swim_core_t *c) {
 static void gossip(swim_core_t *c) {
   uint32_t chosen[16];
   uint32_t k = c->cfg.gossip_nodes < 16 ? c->cfg.gossip_nodes : 16, n = 0;
+  /* A backlog (a mass join queues a record per newcomer) goes out faster,
+   * not bigger: every update is still sent its limit of times, only to
+   * more members per round, so the same bytes are spent sooner. */
+  uint32_t want = (c->bq_total + GOSSIP_PER_PKT - 1) / GOSSIP_PER_PKT;
+  if (want > k)
+    k = want < 16 ? want : 16;
   for (uint32_t i = 0; i < k; i++) {
     uint32_t t = pick_random(c, NONE, chosen, n);
     if (t == NONE)
@@ -2126,6 +2237,67 @@ int swim_join(swim_core_t *c, const swim_addr_t *seeds, size_t n,
                                         : SWIM_DEFAULT_JOIN_RETRY_MS;
   c->next_join = now;
   swim_tick(c, now);
+  return 0;
+}
+
+int swim_send_records(swim_core_t *c, const swim_addr_t *to,
+                      const uint64_t *id8, size_t n, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!to || (!id8 && n))
+    return SWIM_EINVAL;
+  c->now = now;
+  uint8_t buf[SWIM_MAX_PAYLOAD];
+  size_t cap = c->cfg.max_payload < sizeof buf ? c->cfg.max_payload : sizeof buf;
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  size_t i = 0;
+  while (i < n) {
+    swim_wbuf_init(&w, buf, cap);
+    swim_wbuf_packer(&w, &pk);
+    swim_hdr_t h = hdr(c, SWIM_MSG_GOSSIP, 0, 0);
+    swim_enc_hdr(&pk, &h);
+    size_t hdr_len = w.len, put = 0;
+    for (; i < n; i++) {
+      uint32_t idx = find8(c, id8[i]);
+      if (idx == NONE || !c->m[idx].rec)
+        continue;
+      member_t *mm = &c->m[idx];
+      size_t mark = w.len;
+      const uint8_t *cred;
+      size_t cl = c->cb.cred_get ? c->cb.cred_get(c->ud, mm->rec->id, &cred) : 0;
+      if (cl)
+        swim_enc_cred(&pk, mm->rec->id, cred, cl);
+      msgpack_pack_bin_body(&pk, mm->rec->raw, mm->rec->raw_len);
+      if (w.overflow) {
+        w.overflow = 0;
+        w.len = mark;
+        break;
+      }
+      put++;
+    }
+    if (!put) {
+      if (i < n)
+        i++; /* one that fits no datagram: skip it */
+      continue;
+    }
+    c->st.pkts_out++;
+    c->st.bytes_out += w.len;
+    c->cb.send(c->ud, to, w.p, w.len);
+    (void)hdr_len;
+  }
+  flush(c);
+  return 0;
+}
+
+int swim_introduce(swim_core_t *c, const swim_addr_t *to, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (!to)
+    return SWIM_EINVAL;
+  c->now = now;
+  stream_ping(c, to, SWIM_MSG_PING, 0, 0);
+  flush(c);
   return 0;
 }
 

@@ -35,6 +35,10 @@ extern "C" {
 #define SWIM_MTU 1400      /* no datagram on the wire is larger */
 #define SWIM_ENVELOPE_MAX 112 /* room kept for the runtime's envelope, signature, tag */
 #define SWIM_MAX_PAYLOAD (SWIM_MTU - SWIM_ENVELOPE_MAX) /* 1288 */
+/* What the runtime adds to a datagram between members (its compact
+ * envelope: 11-byte header, 16-byte pairwise MAC); the simulator charges
+ * it per packet. mesh/trust/trust.h checks it against its own. */
+#define SWIM_WIRE_ENVELOPE 27
 #define SWIM_STREAM_MAX (64u * 1024 * 1024) /* push-pull frames */
 
 /* Protocol defaults (memberlist's LAN profile) and the limits front ends
@@ -182,7 +186,21 @@ typedef struct swim_callbacks {
   int (*verify)(void *ud, const uint8_t id[SWIM_ID_LEN], const uint8_t *msg,
                 size_t len, const uint8_t *sig, const char *name,
                 size_t name_len, const uint8_t *meta, size_t meta_len);
+  /* verify() returns SWIM_VERIFY_LATER when it cannot judge the record yet
+   * (it lacks the member's credential, which the runtime then fetches):
+   * that record alone is skipped, the rest of the message is processed. */
+  /* Optional credentials (the runtime's certificates), kept by the runtime
+   * and sent once per member: in push-pull frames, each alive record is
+   * preceded by its member's credential when cred_get() has one (returns
+   * its length and points *out at it; 0 for none). cred_put() receives
+   * each one, before the record it precedes is verified. */
+  size_t (*cred_get)(void *ud, const uint8_t id[SWIM_ID_LEN],
+                     const uint8_t **out);
+  void (*cred_put)(void *ud, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len);
 } swim_callbacks_t;
+
+#define SWIM_VERIFY_LATER 1
 
 typedef struct swim_config {
   uint8_t id[SWIM_ID_LEN];
@@ -206,6 +224,11 @@ typedef struct swim_config {
   uint32_t reconnect_interval_ms;/* probe a tombstone this often */
   uint32_t join_retry_ms;       /* doubling up to SWIM_MAX_JOIN_RETRY_MS */
   uint32_t max_payload;         /* SWIM_MAX_PAYLOAD */
+  /* 1: headers leave the sender out (nil), because the transport
+   * authenticates it and every message is given to swim_recv_from() with
+   * the sender's id8 (the runtime; the simulator models it). 8 bytes less
+   * per datagram. */
+  int sender_from_transport;
   const uint8_t *meta;          /* initial metadata, copied */
   size_t meta_len;
   /* Optional cache that interns alive records; many cores in one thread may
@@ -224,6 +247,10 @@ void swim_free(swim_core_t *core);
  * whole, nothing about the view changes, and a per-reason counter grows. */
 int swim_recv(swim_core_t *core, const swim_addr_t *from, const uint8_t *buf,
               size_t len, uint64_t now);
+/* The same, from a sender the transport has authenticated: `from8` is the
+ * first 8 bytes of its id (big-endian), used when the header omits it. */
+int swim_recv_from(swim_core_t *core, const swim_addr_t *from, uint64_t from8,
+                   const uint8_t *buf, size_t len, uint64_t now);
 void swim_tick(swim_core_t *core, uint64_t now);
 /* UINT64_MAX when nothing is scheduled (a stopped core). */
 uint64_t swim_next_deadline(const swim_core_t *core);
@@ -236,6 +263,15 @@ int swim_join(swim_core_t *core, const swim_addr_t *seeds, size_t n,
  * its own). The runtime calls it when a datagram comes from a sender it
  * cannot authenticate yet: the exchange introduces the two. */
 int swim_sync(swim_core_t *core, const swim_addr_t *to, uint64_t now);
+/* Lighter: a ping over the stream to `to` carrying this node's record; the
+ * answer (over the stream) carries the peer's. What the runtime does when
+ * a datagram comes from a sender it cannot authenticate yet. */
+int swim_introduce(swim_core_t *core, const swim_addr_t *to, uint64_t now);
+/* Datagrams to `to` with the current alive records of the members named by
+ * id8 (unknown ones skipped), each preceded by its credential: the answer
+ * to a peer that lacked certificates to admit records we relayed. */
+int swim_send_records(swim_core_t *core, const swim_addr_t *to,
+                      const uint64_t *id8, size_t n, uint64_t now);
 /* Announce a signed leave. The core stays usable for a short while so the
  * leave can spread; swim_leave_done() says when it has been sent out. */
 int swim_leave(swim_core_t *core, uint64_t now);
@@ -286,6 +322,8 @@ typedef struct swim_stats {
    * see docs/protocol.md "Deaf members"), and times it came back */
   uint64_t fences, unfences;
   uint64_t updates_sent, updates_applied;
+  uint64_t records_deferred; /* verify() said SWIM_VERIFY_LATER */
+  uint64_t stream_pings, stream_rescues; /* probe fallback over the stream */
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;
 

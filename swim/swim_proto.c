@@ -83,7 +83,10 @@ void swim_enc_hdr(msgpack_packer *pk, const swim_hdr_t *h) {
   msgpack_pack_array(pk, has_addr ? 7 : 6);
   msgpack_pack_uint8(pk, SWIM_PROTO_VERSION);
   msgpack_pack_uint8(pk, h->type);
-  msgpack_pack_uint64(pk, h->from8);
+  if (h->from8)
+    msgpack_pack_uint64(pk, h->from8);
+  else
+    msgpack_pack_nil(pk); /* the transport names the sender */
   msgpack_pack_uint32(pk, h->seq);
   msgpack_pack_uint64(pk, h->target8);
   msgpack_pack_uint8(pk, h->flags);
@@ -150,6 +153,16 @@ void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
   msgpack_pack_uint8(pk, status);
   msgpack_pack_uint32(pk, inc.gen);
   msgpack_pack_uint32(pk, inc.ver);
+}
+
+void swim_enc_cred(msgpack_packer *pk, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint8(pk, SWIM_UPD_CRED);
+  msgpack_pack_bin(pk, SWIM_ID_LEN);
+  msgpack_pack_bin_body(pk, id, SWIM_ID_LEN);
+  msgpack_pack_bin(pk, len);
+  msgpack_pack_bin_body(pk, cred, len);
 }
 
 void swim_enc_view(msgpack_packer *pk, uint64_t hash) {
@@ -368,7 +381,8 @@ int swim_dec_hdr(const uint8_t *buf, size_t len, size_t *off,
   if (o.via.array.size < 6)
     return SWIM_EMALFORMED;
   memset(h, 0, sizeof *h);
-  if (get_u8(&e[1], &h->type) || get_u64(&e[2], &h->from8) ||
+  if (get_u8(&e[1], &h->type) ||
+      (e[2].type != MSGPACK_OBJECT_NIL && get_u64(&e[2], &h->from8)) ||
       get_u32(&e[3], &h->seq) || get_u64(&e[4], &h->target8) ||
       get_u8(&e[5], &h->flags))
     return SWIM_EMALFORMED;
@@ -455,6 +469,16 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
   case SWIM_UPD_VIEW:
     if (n != 2 || get_u64(&e[1], &u->view))
       return SWIM_EMALFORMED;
+    return 1;
+  case SWIM_UPD_CRED:
+    if (n != 3 || e[1].type != MSGPACK_OBJECT_BIN ||
+        e[1].via.bin.size != SWIM_ID_LEN || e[2].type != MSGPACK_OBJECT_BIN ||
+        e[2].via.bin.size == 0 || e[2].via.bin.size > SWIM_META_MAX)
+      return SWIM_EMALFORMED;
+    u->id = (const uint8_t *)e[1].via.bin.ptr;
+    u->id8 = swim_id8(u->id);
+    u->meta = (const uint8_t *)e[2].via.bin.ptr;
+    u->meta_len = e[2].via.bin.size;
     return 1;
   default:
     /* Unknown update kinds are an error rather than skipped: the protocol

@@ -10,7 +10,7 @@
  * no outer array, so every update's exact bytes can be relayed verbatim:
  *
  *   +-------------------------------------------------------------------+
- *   | header  [ver=1, type, from8, seq, target8, flags, (taddr)]        |
+ *   | header  [ver=2, type, from8, seq, target8, flags, (taddr)]        |
  *   +-------------------------------------------------------------------+
  *   | update  [0 ALIVE,   id(bin32), name(str), addr(bin6|18),          |
  *   |          gen, ver, meta(bin), sig(bin64|nil)]                     |
@@ -19,16 +19,22 @@
  *   | update  [3 LEFT,    id8, gen, ver, sig(bin64|nil)]                |
  *   | update  [4 DIGEST,  id8, status, gen, ver]      (anti-entropy)    |
  *   | update  [5 VIEW,    hash]                (whole-view checksum)    |
+ *   | update  [6 CRED,    id(bin32), cred(bin)]  (a member's certificate, |
+ *   |          ahead of its ALIVE; push-pull and certificate answers)   |
  *   | ...                                                               |
  *   +-------------------------------------------------------------------+
  *
  *   ver     protocol version; anything but SWIM_PROTO_VERSION is refused.
  *   type    PING, ACK, PING_REQ, NACK, PUSHPULL, GOSSIP (swim_msg_type_t).
- *   from8   the first 8 bytes of the sender's id, big-endian (the runtime's
- *           envelope carries and verifies the full key).
+ *   from8   the first 8 bytes of the sender's id, big-endian, or nil when
+ *           the transport names the sender (the runtime's envelope
+ *           authenticates it; swim_recv_from() passes it in).
  *   seq     probe sequence number (u32); 0 when unused.
- *   target8 PING: whom the ping is for; PING_REQ: whom to probe; else 0.
- *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join.
+ *   target8 PING: the top 32 bits of the id8 of whom the ping is for (0:
+ *           whoever is there); PING_REQ: the id8 of whom to probe; else 0.
+ *   flags   PUSHPULL: bit 0 = this is a reply, bit 1 = join. PING: bit 2 =
+ *           sent over the stream (its ack goes back over the stream); the
+ *           pinger's ALIVE follows the header.
  *   taddr   PING_REQ only: the target's address (bin 6 or 18).
  *   id8     first 8 bytes of a member id, big-endian.
  *   sig     ALIVE: the member's signature over the record's bytes from its
@@ -36,7 +42,7 @@
  *           the sig element excluded). LEFT: over [3, id8, gen, ver] the same
  *           way. nil when the cluster runs unsigned.
  *   addr    4 or 16 address bytes then the port, big-endian.
- *   hash    low 32 bits of the XOR over members of a 64-bit mix of (id8,
+ *   hash    low 16 bits of the XOR over members of a 64-bit mix of (id8,
  *           gen, ver, alive-or-suspect / dead / left): equal views give
  *           equal hashes.
  *
@@ -56,9 +62,13 @@
 extern "C" {
 #endif
 
-#define SWIM_PROTO_VERSION 1
+#define SWIM_PROTO_VERSION 2
 #define SWIM_PP_REPLY 0x1
 #define SWIM_PP_JOIN 0x2
+/* PING over the stream (a probe's fallback, memberlist's TCP ping): the
+ * pinger's own alive record follows, and the ack goes back over the
+ * stream to the pinger's advertised address. */
+#define SWIM_PING_STREAM 0x4
 
 typedef enum swim_msg_type {
   SWIM_MSG_PING = 1,
@@ -75,7 +85,8 @@ typedef enum swim_upd_kind {
   SWIM_UPD_DEAD = 2,
   SWIM_UPD_LEFT = 3,
   SWIM_UPD_DIGEST = 4,
-  SWIM_UPD_VIEW = 5
+  SWIM_UPD_VIEW = 5,
+  SWIM_UPD_CRED = 6 /* push-pull only: a member's credential (certificate) */
 } swim_upd_kind_t;
 
 typedef struct swim_hdr {
@@ -140,6 +151,10 @@ void swim_enc_accuse(msgpack_packer *pk, uint8_t kind, uint64_t id8,
 void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
                      swim_inc_t inc);
 void swim_enc_view(msgpack_packer *pk, uint64_t hash);
+/* [6, id(bin32), cred(bin)]: the credential (the runtime's certificate) of
+ * member `id`, sent once per member in push-pull frames, never gossiped. */
+void swim_enc_cred(msgpack_packer *pk, const uint8_t id[SWIM_ID_LEN],
+                   const uint8_t *cred, size_t len);
 
 /* ---- decoding ---- */
 

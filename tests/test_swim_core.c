@@ -798,7 +798,7 @@ static void test_malformed_no_change(void **state) {
   swim_wbuf_init(&w, v2, sizeof v2);
   swim_wbuf_packer(&w, &pk);
   msgpack_pack_array(&pk, 6);
-  msgpack_pack_uint8(&pk, 2);
+  msgpack_pack_uint8(&pk, 1); /* the old wire */
   msgpack_pack_uint8(&pk, SWIM_MSG_PING);
   msgpack_pack_uint64(&pk, tp_id8(1));
   msgpack_pack_uint32(&pk, 1);

@@ -654,12 +654,12 @@ static void test_hdr_rejects(void **state) {
   /* a18 has room for the longest bad length tried below */
   uint8_t a6[6] = {1, 2, 3, 4, 0, 80}, a18[32] = {0};
   /* wrong types in each field, for both header shapes */
-  fld_t ping[6] = {FU(1), FU(SWIM_MSG_PING), FU(1), FU(2), FU(3), FU(0)};
-  unsigned ping_ok[6] = {K(F_U), K(F_U), K(F_U), K(F_U), K(F_U), K(F_U)};
+  fld_t ping[6] = {FU(SWIM_PROTO_VERSION), FU(SWIM_MSG_PING), FU(1), FU(2), FU(3), FU(0)};
+  unsigned ping_ok[6] = {K(F_U), K(F_U), K(F_U) | K(F_NIL), K(F_U), K(F_U), K(F_U)};
   check_wrong_types(ping, 6, ping_ok, 1);
-  fld_t preq[7] = {FU(1), FU(SWIM_MSG_PING_REQ), FU(1), FU(2), FU(3), FU(0),
+  fld_t preq[7] = {FU(SWIM_PROTO_VERSION), FU(SWIM_MSG_PING_REQ), FU(1), FU(2), FU(3), FU(0),
                    FBIN(a6, 6)};
-  unsigned preq_ok[7] = {K(F_U), K(F_U), K(F_U), K(F_U),
+  unsigned preq_ok[7] = {K(F_U), K(F_U), K(F_U) | K(F_NIL), K(F_U),
                          K(F_U), K(F_U), K(F_BIN)};
   check_wrong_types(preq, 7, preq_ok, 1);
 
@@ -669,29 +669,29 @@ static void test_hdr_rejects(void **state) {
     int rc;
     const char *what;
   } cases[] = {
-      {{FU(2), FU(1), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EVERSION, "v2"},
+      {{FU(1), FU(1), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EVERSION, "v1"},
       {{FU(0), FU(1), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EVERSION, "v0"},
       {{FU(255), FU(1)}, 2, SWIM_EVERSION, "v255, another shape"},
       {{FU(256), FU(1), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
        "version over u8"},
-      {{FU(1), FU(0), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
+      {{FU(SWIM_PROTO_VERSION), FU(0), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
        "type 0"},
-      {{FU(1), FU(7), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
+      {{FU(SWIM_PROTO_VERSION), FU(7), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
        "type 7"},
-      {{FU(1), FU(255), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
+      {{FU(SWIM_PROTO_VERSION), FU(255), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
        "type 255"},
-      {{FU(1), FU(1), FU(1), FU(1ull << 32), FU(3), FU(0)}, 6,
+      {{FU(SWIM_PROTO_VERSION), FU(1), FU(1), FU(1ull << 32), FU(3), FU(0)}, 6,
        SWIM_EMALFORMED, "seq 2^32"},
-      {{FU(1), FU(1), FU(1), FU(2), FU(3), FU(256)}, 6, SWIM_EMALFORMED,
+      {{FU(SWIM_PROTO_VERSION), FU(1), FU(1), FU(2), FU(3), FU(256)}, 6, SWIM_EMALFORMED,
        "flags 256"},
-      {{FU(1), FU(1), FU(1), FU(2), FU(3)}, 5, SWIM_EMALFORMED, "5 fields"},
-      {{FU(1), FU(1), FU(1), FU(2), FU(3), FU(0), FBIN(a6, 6)}, 7,
+      {{FU(SWIM_PROTO_VERSION), FU(1), FU(1), FU(2), FU(3)}, 5, SWIM_EMALFORMED, "5 fields"},
+      {{FU(SWIM_PROTO_VERSION), FU(1), FU(1), FU(2), FU(3), FU(0), FBIN(a6, 6)}, 7,
        SWIM_EMALFORMED, "ping with an address"},
-      {{FU(1), FU(3), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
+      {{FU(SWIM_PROTO_VERSION), FU(3), FU(1), FU(2), FU(3), FU(0)}, 6, SWIM_EMALFORMED,
        "ping-req without an address"},
-      {{FU(1), FU(3), FU(1), FU(2), FU(3), FU(0), FBIN(a6, 6), FU(0)}, 8,
+      {{FU(SWIM_PROTO_VERSION), FU(3), FU(1), FU(2), FU(3), FU(0), FBIN(a6, 6), FU(0)}, 8,
        SWIM_EMALFORMED, "ping-req, 8 fields"},
-      {{FU(1)}, 1, SWIM_EMALFORMED, "version only"},
+      {{FU(SWIM_PROTO_VERSION)}, 1, SWIM_EMALFORMED, "version only"},
       {{FU(0)}, 0, SWIM_EMALFORMED, "empty array"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -708,7 +708,7 @@ static void test_hdr_rejects(void **state) {
   /* address lengths other than 6 and 18 */
   static const size_t bad_alen[] = {0, 1, 4, 5, 7, 16, 17, 19, 32};
   for (size_t i = 0; i < sizeof bad_alen / sizeof bad_alen[0]; i++) {
-    fld_t f[7] = {FU(1), FU(3), FU(1), FU(2), FU(3), FU(0),
+    fld_t f[7] = {FU(SWIM_PROTO_VERSION), FU(3), FU(1), FU(2), FU(3), FU(0),
                   FBIN(a18, bad_alen[i])};
     msg_t m;
     msg_init(&m);
@@ -719,7 +719,7 @@ static void test_hdr_rejects(void **state) {
   }
   /* and the two valid ones */
   {
-    fld_t f[7] = {FU(1), FU(3), FU(1), FU(2), FU(3), FU(0), FBIN(a18, 18)};
+    fld_t f[7] = {FU(SWIM_PROTO_VERSION), FU(3), FU(1), FU(2), FU(3), FU(0), FBIN(a18, 18)};
     msg_t m;
     msg_init(&m);
     pack_arr(&m.pk, f, 7);

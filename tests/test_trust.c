@@ -645,7 +645,7 @@ static void test_env_roundtrip(void **state) {
   const char *text = "ping from node 1";
   size_t n = seal(&f, pkt, sizeof pkt, text);
   assert_int_equal(n, strlen(text) + LM_ENV_OVERHEAD);
-  assert_int_equal(pkt[0], 0x10);
+  assert_int_equal(pkt[0], 0x20);
   assert_memory_equal(pkt + 1, f.cluster.tag, 4);
   assert_memory_equal(pkt + 5, f.node.pk, 8);
   assert_int_equal(f.tx.counter, 1001);
@@ -900,15 +900,17 @@ static void test_env_header_checks(void **state) {
   uint8_t p[128], t[128];
   size_t n = seal(&f, p, sizeof p, "hdr");
   memcpy(t, p, n);
-  t[0] = 0x20; /* version 2 */
+  t[0] = 0x10; /* version 1: the old wire */
+  assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_EVERSION);
+  t[0] = 0x30; /* version 3 */
   assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_EVERSION);
   t[0] = 0x00;
   assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_EVERSION);
-  t[0] = 0x18; /* reserved flag */
-  assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_EMALFORMED);
-  t[0] = 0x10 | LM_ENV_F_STREAM; /* claims to be a stream frame */
+  t[0] = 0x28; /* claims a pairwise MAC: no pair is known here */
+  assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_EUNKNOWN_SENDER);
+  t[0] = 0x20 | LM_ENV_F_STREAM; /* claims to be a stream frame */
   assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_ECHANNEL);
-  t[0] = 0x10 | LM_ENV_F_ENC; /* claims encryption, no secret here */
+  t[0] = 0x20 | LM_ENV_F_ENC; /* claims encryption, no secret here */
   assert_int_equal(open_fresh(&f, t, n, 0, 0), LM_TRUST_ENOSECRET);
   /* A datagram passed to the frame reader (with a prefix) is refused by
    * channel, even though its signature is good. */
@@ -934,7 +936,7 @@ static void test_env_encryption(void **state) {
   uint8_t p[256];
   size_t n = seal(&f, p, sizeof p, text);
   assert_int_equal(n, strlen(text) + LM_ENV_OVERHEAD_ENC);
-  assert_int_equal(p[0], 0x10 | LM_ENV_F_ENC);
+  assert_int_equal(p[0], 0x20 | LM_ENV_F_ENC);
   assert_false(contains(p, n, "services")); /* no plaintext on the wire */
 
   uint8_t t[256];
@@ -1264,6 +1266,92 @@ static void test_replay_table(void **state) {
   lm_replay_free(r);
 }
 
+
+/* Compact datagrams under the pairwise key: both ends derive the same
+ * keys; every byte is covered; replays, a third member's key and another
+ * cluster are refused; the counter is rebuilt from 32 bits and a clock. */
+typedef struct {
+  const lm_pair_t *p;
+} one_pair_t;
+static const lm_pair_t *one_pair(void *ud, uint32_t hint32, unsigned i) {
+  one_pair_t *o = ud;
+  uint32_t h = (uint32_t)o->p->pk[0] << 24 | (uint32_t)o->p->pk[1] << 16 |
+               (uint32_t)o->p->pk[2] << 8 | o->p->pk[3];
+  return i == 0 && h == hint32 ? o->p : NULL;
+}
+
+static void test_env_mac(void **state) {
+  (void)state;
+  lm_keypair_t a, b, c;
+  seed_kp(&a, 0x21);
+  seed_kp(&b, 0x22);
+  seed_kp(&c, 0x23);
+  lm_pair_t ab, ba, cb;
+  assert_int_equal(lm_pair_derive(&ab, &a, b.pk), 0);
+  assert_int_equal(lm_pair_derive(&ba, &b, a.pk), 0);
+  assert_int_equal(lm_pair_derive(&cb, &c, b.pk), 0);
+  assert_memory_equal(ab.tx, ba.rx, 32);
+  assert_memory_equal(ab.rx, ba.tx, 32);
+  assert_memory_not_equal(ab.tx, ab.rx, 32);
+  lm_cluster_t cl, other;
+  assert_int_equal(lm_cluster_init(&cl, "prod-eu", NULL, 0), 0);
+  assert_int_equal(lm_cluster_init(&other, "prod-us", NULL, 0), 0);
+  lm_sender_t tx;
+  uint64_t now_us = 1700000000ull * 1000000ull;
+  assert_int_equal(lm_sender_init(&tx, &cl, &a, 1000), 0);
+  lm_sender_clock(&tx, now_us);
+  uint8_t pkt[SWIM_MTU], t[SWIM_MTU];
+  size_t n;
+  assert_int_equal(lm_env_seal_mac(pkt, sizeof pkt, &n, (const uint8_t *)"ping", 4,
+                                   &tx, &ab), 0);
+  assert_int_equal(n, 4 + LM_ENV_MAC_OVERHEAD);
+  assert_int_equal(pkt[0], 0x20 | LM_ENV_F_MAC);
+  one_pair_t op = {&ba};
+  lm_receiver_t rx;
+  assert_int_equal(lm_receiver_init(&rx, &cl, NULL, NULL, NULL), 0);
+  rx.pair_lookup = one_pair;
+  rx.pair_ud = &op;
+  rx.now_us = now_us + 5000000; /* clocks 5 s apart */
+  lm_env_msg_t m;
+  memcpy(t, pkt, n);
+  assert_int_equal(lm_env_open(&m, t, n, &rx), 0);
+  assert_int_equal(m.payload_len, 4);
+  assert_memory_equal(m.payload, "ping", 4);
+  assert_memory_equal(m.sender_pk, a.pk, 32);
+  assert_int_equal(m.counter, now_us + 1);
+  memcpy(t, pkt, n);
+  assert_int_equal(lm_env_open(&m, t, n, &rx), LM_TRUST_EREPLAYED);
+  /* every byte is covered */
+  for (size_t i = 0; i < n; i++) {
+    memcpy(t, pkt, n);
+    t[i] ^= 0x40;
+    assert_int_not_equal(lm_env_open(&m, t, n, &rx), 0);
+  }
+  /* a third member cannot MAC as a (its key is not a's) */
+  lm_sender_t txc;
+  assert_int_equal(lm_sender_init(&txc, &cl, &a, now_us + 10), 0);
+  assert_int_equal(lm_env_seal_mac(t, sizeof t, &n, (const uint8_t *)"ping", 4,
+                                   &txc, &cb), 0);
+  assert_int_equal(lm_env_open(&m, t, n, &rx), LM_TRUST_EBADSIG);
+  /* another cluster */
+  lm_sender_t txo;
+  assert_int_equal(lm_sender_init(&txo, &other, &a, now_us + 20), 0);
+  assert_int_equal(lm_env_seal_mac(t, sizeof t, &n, (const uint8_t *)"ping", 4,
+                                   &txo, &ab), 0);
+  assert_int_equal(lm_env_open(&m, t, n, &rx), LM_TRUST_ECLUSTER);
+  /* no pair for the sender: unknown */
+  rx.pair_lookup = NULL;
+  assert_int_equal(lm_env_seal_mac(t, sizeof t, &n, (const uint8_t *)"ping", 4,
+                                   &tx, &ab), 0);
+  assert_int_equal(lm_env_open(&m, t, n, &rx), LM_TRUST_EUNKNOWN_SENDER);
+  lm_receiver_close(&rx);
+  lm_sender_close(&tx);
+  lm_sender_close(&txc);
+  lm_sender_close(&txo);
+  lm_cluster_close(&cl);
+  lm_cluster_close(&other);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_table),
@@ -1292,6 +1380,7 @@ int main(void) {
       cmocka_unit_test(test_frame_with_cert),
       cmocka_unit_test(test_frame_large),
       cmocka_unit_test(test_replay_table),
+      cmocka_unit_test(test_env_mac),
   };
   if (sodium_init() < 0)
     return 1;

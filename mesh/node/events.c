@@ -82,47 +82,43 @@ int lm__core_sign(void *ud, uint8_t sig[SWIM_SIG_LEN], const uint8_t *msg,
   return lm_rec_sign(sig, msg, len, &n->kp) == 0 ? 0 : -1;
 }
 
-/* The member's current record already carries these very certificate
- * bytes, checked when it arrived: only the record's own signature is new.
- * (A certificate that expires meanwhile is caught when it is replaced.) */
-static int cert_known(lm_node_t *n, const uint8_t id[SWIM_ID_LEN],
-                      const uint8_t *meta, size_t cert_part) {
-  swim_member_t m;
-  if (swim_member_find(n->core, id, &m) != 0 || m.is_self ||
-      m.meta_len < cert_part)
-    return 0;
-  return memcmp(m.meta, meta, cert_part) == 0;
-}
-
-/* An alive record is admitted only with a certificate, in its metadata,
- * that a trusted cluster key issued for this very key and name. */
+/* An alive record is admitted only from a member whose certificate, issued
+ * by a trusted cluster key for this very key and name, this node holds
+ * (certs.c: it came once, in a frame, a push-pull or on request). Without
+ * it the record waits (SWIM_VERIFY_LATER) and the certificate is asked
+ * for. */
 int lm__core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
                        const uint8_t *msg, size_t len, const uint8_t *sig,
                        const char *name, size_t name_len, const uint8_t *meta,
                        size_t meta_len) {
   lm_node_t *n = ud;
+  (void)meta;
+  (void)meta_len;
   if (!sig)
     return -1;
-  if (meta) {
-    if (meta_len < 2)
-      return -1;
-    size_t cl = ((size_t)meta[0] << 8) | meta[1];
-    lm_cert_t cert;
-    if (cl > meta_len - 2 || lm_cert_decode(&cert, meta + 2, cl) != (int)cl)
-      return -1;
-    if (cert_known(n, id, meta, cl + 2))
-      return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
-    if (memcmp(cert.node_pk, id, SWIM_ID_LEN) != 0 ||
-        strlen(cert.name) != name_len || memcmp(cert.name, name, name_len))
-      return -1;
-    int rc = lm_cert_verify(&n->trust, &cert, (uint64_t)time(NULL));
-    if (rc) {
-      lm__node_log(n, LM_LOG_WARN, "record for %.*s refused: %s", (int)name_len, name,
-           lm_trust_strerror(rc));
+  if (name) {
+    int held = lm__certs_check(n, id, name, name_len);
+    if (held < 0) {
+      lm__node_log(n, LM_LOG_WARN,
+                   "record for %.*s refused: it does not match its certificate",
+                   (int)name_len, name);
       return -1;
     }
+    if (held == 0) {
+      lm__certs_want(n, id);
+      return SWIM_VERIFY_LATER;
+    }
   }
-  return lm_rec_verify(sig, msg, len, id) == 0 ? 0 : -1;
+  /* a record (bytes, signature, key) a node of this loop already checked */
+  uint8_t sk[SWIM_SIG_LEN + SWIM_ID_LEN];
+  memcpy(sk, sig, SWIM_SIG_LEN);
+  memcpy(sk + SWIM_SIG_LEN, id, SWIM_ID_LEN);
+  if (lm__memo_has(n, msg, len, sk, sizeof sk))
+    return 0;
+  if (lm_rec_verify(sig, msg, len, id) != 0)
+    return -1;
+  lm__memo_put(n, msg, len, sk, sizeof sk);
+  return 0;
 }
 
 int lm__key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {

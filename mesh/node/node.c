@@ -76,6 +76,16 @@ void lm__rearm(lm_node_t *n) {
 
 void lm__on_timer(uv_timer_t *t) {
   lm_node_t *n = t->data;
+  /* libuv runs timers before it polls: an ack may be waiting in the socket
+   * while the probe's deadline fires, and on a busy loop (many nodes, a
+   * mass join) it often is. So a tick first lets one poll phase run, and
+   * decides only on what has arrived by then. */
+  if (!n->tick_deferred) {
+    n->tick_deferred = 1;
+    uv_timer_start(&n->timer, lm__on_timer, 1, 0);
+    return;
+  }
+  n->tick_deferred = 0;
   uv_mutex_lock(&n->mu);
   swim_tick(n->core, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
@@ -90,6 +100,7 @@ static void finish_leave(lm_node_t *n, int status) {
 }
 
 static void on_housekeeping(uv_timer_t *t) {
+  lm__stream_stalled(t->data, 0);
   lm_node_t *n = t->data;
   uint64_t now = lm__now_ms(n);
   for (conn_t *c = n->conns, *next; c; c = next) {
@@ -132,15 +143,11 @@ int lm__apply_leave(lm_node_t *n, lm_done_cb cb, void *ud) {
   return 0;
 }
 
-/* A member's metadata: its certificate (so any member can admit it), the
- * seq of its service list (so members know when to fetch it), then the
- * application's own bytes. */
+/* A member's metadata: the seq of its service list (so members know when
+ * to fetch it), then the application's own bytes. The certificate is not
+ * in it: it travels once per member (certs.c). */
 static void build_meta(lm_node_t *n) {
   size_t off = 0;
-  n->meta[off++] = (uint8_t)(n->cert_len >> 8);
-  n->meta[off++] = (uint8_t)n->cert_len;
-  memcpy(n->meta + off, n->cert_raw, n->cert_len);
-  off += n->cert_len;
   off += lm__svc_meta(n, n->meta + off);
   if (n->app_meta_len)
     memcpy(n->meta + off, n->app_meta, n->app_meta_len);
@@ -222,8 +229,12 @@ static void fork_marker_free(volatile const uint8_t *m);
 static void free_node(lm_node_t *n) {
   lm__snap_free(n);
   lm__svc_free(n);
+  lm__certs_free(n);
+  lm__stream_stalled(n, 1);
+  lm__pairs_free(n);
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {
+    free(n->records->memo);
     swim_rec_cache_free(n->records->cache);
     free(n->records);
   }
@@ -374,6 +385,8 @@ int lm_node_new(lm_node_t **out, uv_loop_t *loop, const lm_options_t *o) {
   if ((rc = lm_receiver_init(&n->rx, &n->cluster, &n->trust, lm__key_lookup,
                              n)))
     goto fail;
+  n->rx.pair_lookup = lm__pair_lookup;
+  n->rx.pair_ud = n;
   rc = LM_EINVAL;
   if (o->share_records_with) {
     lm_node_t *p = o->share_records_with;
@@ -537,6 +550,7 @@ int lm_node_start(lm_node_t *n) {
   cfg.max_payload = SWIM_MTU - (uint32_t)lm_env_overhead(&n->tx);
   if (cfg.max_payload > SWIM_MAX_PAYLOAD)
     cfg.max_payload = SWIM_MAX_PAYLOAD;
+  cfg.sender_from_transport = 1; /* the envelope authenticates the sender */
   build_meta(n);
   cfg.meta = n->meta;
   cfg.meta_len = n->meta_len;
@@ -549,6 +563,8 @@ int lm_node_start(lm_node_t *n) {
   cb.event = lm__core_event;
   cb.sign = lm__core_sign;
   cb.verify = lm__core_verify;
+  cb.cred_get = lm__core_cred_get;
+  cb.cred_put = lm__core_cred_put;
   uv_update_time(n->loop);
   n->unix_base_ms = lm__node_unix_ms() - (int64_t)lm__now_ms(n);
   if ((rc = swim_new(&n->core, &cfg, &cb, n, lm__now_ms(n)))) {

@@ -15,6 +15,8 @@
  *   addr.c      HOST:PORT parsing and printing
  *   services.c  services, service lists, the view (store/)
  *   snapshot.c  the last-known view on disk, and when answers are stale
+ *   certs.c     members' certificates: kept once, fetched when missing
+ *   pairs.c     the keys shared with each member (datagram MACs)
  */
 #ifndef LIVEMESH_MESH_NODE_INTERNAL_H
 #define LIVEMESH_MESH_NODE_INTERNAL_H
@@ -42,9 +44,10 @@ int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 #define HOUSEKEEP_MS 250
 #define LEAVE_MAX_MS 3000
 #define DROP_LOG_GAP_MS 10000
+#define FULL_INTRO_GAP_MS 1000 /* udp.c: full-state introductions at most */
 #define APP_META_MAX 256
-/* Bytes of a member's metadata after its certificate: the seq of its
- * service list. */
+/* Bytes of a member's metadata: the seq of its service list (then the
+ * application's own bytes). */
 #define LM__SVC_META_LEN 8
 
 enum { ST_NEW, ST_FAILED, ST_RUNNING, ST_LEAVING, ST_CLOSING };
@@ -82,6 +85,10 @@ typedef struct cmd {
 typedef struct shared_cache {
   swim_rec_cache_t *cache;
   unsigned refs;
+  /* Signature checks already passed by a node of this loop (certs.c):
+   * 16-byte digests of (what was checked, against which keys). */
+  uint8_t (*memo)[16];
+  size_t memo_cap, memo_n;
 } shared_cache_t;
 
 struct lm_node {
@@ -115,12 +122,23 @@ struct lm_node {
   lm_sender_t tx;
   lm_receiver_t rx;
   swim_core_t *core;
-  uint8_t meta[2 + LM_CERT_MAX + LM__SVC_META_LEN + APP_META_MAX];
+  uint8_t meta[LM__SVC_META_LEN + APP_META_MAX];
   size_t meta_len;
   uint8_t app_meta[APP_META_MAX];
   size_t app_meta_len;
   struct lm__svc *svc; /* services.c */
   struct lm__snap *snap; /* snapshot.c */
+  struct lm__certs *certs; /* certs.c */
+  struct lm__pairs *pairs; /* pairs.c */
+  uint64_t pairs_derived, dgrams_signed, dgrams_maced;
+  /* test_drop_inbound also stalls outbound connections (stream.c) */
+  struct lm__stall *stalled;
+  uint64_t tcp_stalls;
+  /* the sender of the message being delivered (certs.c asks it for the
+   * certificates it lacked) */
+  swim_addr_t cur_from;
+  int cur_from_set, cur_from_stream;
+  uint64_t cert_reqs_out, cert_reqs_in, certs_learned;
   uint64_t last_peer_rx; /* loop ms of the last message from anyone */
 
   uv_udp_t udp;
@@ -134,6 +152,7 @@ struct lm_node {
   lm_event_t *evs;
   size_t nev, capev;
   int in_dispatch, close_pending;
+  int tick_deferred; /* lm__on_timer: a poll phase first */
   lm_done_cb close_cb;
   void *close_ud;
   lm_done_cb leave_cb;
@@ -146,12 +165,13 @@ struct lm_node {
   uint64_t send_errors, test_dropped, conn_refused;
   uint64_t drops[LM_TRUST_ERR_COUNT];
   uint64_t drop_oversize_udp;
-  uint64_t last_drop_log, drops_since_log;
+  uint64_t last_drop_log, drops_since_log, last_version_log;
   struct {
     swim_addr_t addr;
     uint64_t at;
   } intro[16]; /* recent introductions to unknown senders */
   unsigned intro_next;
+  uint64_t last_full_intro;
 };
 
 /* Counters are written on the loop thread and may be read from any thread
@@ -209,14 +229,17 @@ void lm__on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 void lm__on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                 const struct sockaddr *addr, unsigned flags);
 void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from);
-void lm__deliver(lm_node_t *n, const struct sockaddr *from, const uint8_t *p,
-                 size_t len);
+/* from8: the authenticated sender (its key hint), for headers that omit it */
+void lm__deliver(lm_node_t *n, const struct sockaddr *from, uint64_t from8,
+                 const uint8_t *p, size_t len);
 
 /* ---- stream.c ---- */
 void lm__conn_close(conn_t *c);
 void lm__core_send_stream(void *ud, const swim_addr_t *to, const uint8_t *buf,
                           size_t len);
 void lm__on_accept(uv_stream_t *server, int status);
+/* Sends the stalled frames that are due (all: drop them instead). */
+void lm__stream_stalled(lm_node_t *n, int drop_all);
 
 /* ---- services.c ---- */
 enum {
@@ -241,6 +264,37 @@ void lm__svc_on_tick(uv_timer_t *t);
 void lm__svc_stats(lm_node_t *n, lm_stats_t *o);
 /* The node's view (tests; take n->mu on a threaded node). */
 struct lm_store *lm__svc_store(lm_node_t *n);
+
+/* ---- certs.c ---- */
+int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
+                  size_t len);
+const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len);
+int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
+                    size_t name_len);
+void lm__certs_want(lm_node_t *n, const uint8_t *id);
+void lm__certs_flush(lm_node_t *n);
+int lm__certs_is_msg(const uint8_t *p, size_t len);
+void lm__certs_recv(lm_node_t *n, const struct sockaddr *from,
+                    const uint8_t *p, size_t len);
+void lm__certs_free(lm_node_t *n);
+size_t lm__core_cred_get(void *ud, const uint8_t id[SWIM_ID_LEN],
+                         const uint8_t **out);
+void lm__core_cred_put(void *ud, const uint8_t id[SWIM_ID_LEN],
+                       const uint8_t *cred, size_t len);
+
+/* Nodes that share one record cache (one loop, one process) also share
+ * which signatures they have checked: 1 if `parts` (concatenated) passed
+ * before. lm__memo_put records that they did. Without sharing, always 0. */
+int lm__memo_has(lm_node_t *n, const uint8_t *a, size_t alen,
+                 const uint8_t *b, size_t blen);
+void lm__memo_put(lm_node_t *n, const uint8_t *a, size_t alen,
+                  const uint8_t *b, size_t blen);
+
+/* ---- pairs.c ---- */
+void lm__pairs_saw(lm_node_t *n, const swim_addr_t *a, const uint8_t *pk);
+const lm_pair_t *lm__pair_for_addr(lm_node_t *n, const swim_addr_t *to);
+const lm_pair_t *lm__pair_lookup(void *ud, uint32_t hint32, unsigned i);
+void lm__pairs_free(lm_node_t *n);
 
 /* ---- snapshot.c ---- */
 struct lm__snap;

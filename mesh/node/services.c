@@ -194,12 +194,9 @@ size_t lm__svc_meta(const lm_node_t *n, uint8_t out[LM__SVC_META_LEN]) {
 
 /* The seq a member's metadata announces (0: none or too short). */
 static uint64_t meta_seq(const uint8_t *meta, size_t len) {
-  if (!meta || len < 2)
+  if (!meta || len < LM__SVC_META_LEN)
     return 0;
-  size_t cl = ((size_t)meta[0] << 8) | meta[1];
-  if (len < 2 + cl + LM__SVC_META_LEN)
-    return 0;
-  const uint8_t *p = meta + 2 + cl;
+  const uint8_t *p = meta;
   uint64_t v = 0;
   for (int i = 0; i < 8; i++)
     v = v << 8 | p[i];

@@ -339,10 +339,9 @@ static int collect_member(void *ud, const lm_store_member_t *m) {
   if (m->is_self) {
     s.cert = n->cert_raw;
     s.cert_len = n->cert_len;
-  } else if (swim_member_find(n->core, m->id, &sm) == 0 && sm.meta_len >= 2 &&
-             (((size_t)sm.meta[0] << 8) | sm.meta[1]) <= sm.meta_len - 2) {
-    s.cert = sm.meta + 2;
-    s.cert_len = ((size_t)sm.meta[0] << 8) | sm.meta[1];
+  } else if (swim_member_find(n->core, m->id, &sm) == 0 &&
+             (s.cert = lm__certs_get(n, m->id, &s.cert_len)) != NULL) {
+    /* held in certs.c */
   } else if ((r = rem_find(n->snap, m->id))) {
     s.cert = r->cert;
     s.cert_len = r->cert_len;
@@ -509,6 +508,7 @@ static int load_member(lm_node_t *n, const lm_snap_hdr_t *h,
   memcpy(r->id, m->id, SWIM_ID_LEN);
   memcpy(r->cert, m->cert, m->cert_len);
   r->cert_len = m->cert_len;
+  lm__certs_put(n, m->id, m->cert, m->cert_len); /* verified above */
   if (m->svc_raw) {
     /* its author's signature, as when it first arrived */
     if (m->svc_raw_len - m->svc_body_len == LM_SIG_LEN &&

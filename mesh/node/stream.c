@@ -83,9 +83,60 @@ static void on_connected(uv_connect_t *req, int status) {
     lm__conn_close(c);
 }
 
+/* Loss as livemesh-bench and mlbench model it for TCP: a lost SYN or
+ * SYN-ACK costs the connection a 1 s retransmission. With
+ * test_drop_inbound = p, a connection stalls with probability
+ * 1 - (1 - p)^2 (mlbench's -tcploss default). */
+struct lm__stall {
+  struct lm__stall *next;
+  swim_addr_t to;
+  uint64_t due;
+  size_t len;
+  uint8_t buf[];
+};
+
+static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
+                            const uint8_t *buf, size_t len);
+
+void lm__stream_stalled(lm_node_t *n, int drop_all) {
+  struct lm__stall **pp = &n->stalled;
+  uint64_t now = lm__now_ms(n);
+  while (*pp) {
+    struct lm__stall *s = *pp;
+    if (!drop_all && now < s->due) {
+      pp = &s->next;
+      continue;
+    }
+    *pp = s->next;
+    if (!drop_all && n->state != ST_CLOSING)
+      send_stream_now(n, &s->to, s->buf, s->len);
+    free(s);
+  }
+}
+
 void lm__core_send_stream(void *ud, const swim_addr_t *to,
-                             const uint8_t *buf, size_t len) {
+                          const uint8_t *buf, size_t len) {
   lm_node_t *n = ud;
+  double p = n->opt.test_drop_inbound;
+  if (p > 0 &&
+      (double)(lm__node_rand(n) >> 11) * 0x1.0p-53 < 1 - (1 - p) * (1 - p)) {
+    struct lm__stall *s = malloc(sizeof *s + len);
+    if (s) {
+      s->to = *to;
+      s->due = lm__now_ms(n) + 1000;
+      s->len = len;
+      memcpy(s->buf, buf, len);
+      s->next = n->stalled;
+      n->stalled = s;
+      CNT_ADD(n->tcp_stalls, 1);
+      return;
+    }
+  }
+  send_stream_now(n, to, buf, len);
+}
+
+static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
+                            const uint8_t *buf, size_t len) {
   size_t cap = len + LM_ENV_OVERHEAD_ENC + LM_FRAME_PREFIX_LEN + 2 + LM_CERT_MAX;
   uint8_t *frame = malloc(cap);
   size_t flen;
@@ -180,7 +231,15 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       lm__conn_close(c);
       return;
     }
-    lm__deliver(n, (struct sockaddr *)&ss, m.payload, m.payload_len);
+    if (m.has_cert) {
+      size_t cl;
+      uint8_t raw[LM_CERT_MAX];
+      if (lm_cert_encode(raw, sizeof raw, &cl, &m.cert) == 0)
+        lm__certs_put(n, m.cert.node_pk, raw, cl);
+    }
+    n->cur_from_stream = 1;
+    lm__deliver(n, (struct sockaddr *)&ss, m.hint, m.payload, m.payload_len);
+    n->cur_from_stream = 0;
     if (n->state == ST_CLOSING)
       return;
     memmove(c->buf, c->buf + c->want, c->len - c->want);

@@ -7,19 +7,28 @@
 #include <string.h>
 
 #include "node_internal.h"
+#include "swim_proto.h"
 
 void lm__core_send(void *ud, const swim_addr_t *to, const uint8_t *buf,
                       size_t len) {
   lm_node_t *n = ud;
   size_t out_len;
-  if (lm_env_seal(n->sbuf, sizeof n->sbuf, &out_len, buf, len, &n->tx)) {
+  /* counters follow the wall clock, so a compact datagram's 32 bits of
+   * counter are enough (docs/trust.md) */
+  lm_sender_clock(&n->tx, (uint64_t)lm__node_unix_ms() * 1000);
+  const lm_pair_t *p = lm__pair_for_addr(n, to);
+  int rc = p ? lm_env_seal_mac(n->sbuf, sizeof n->sbuf, &out_len, buf, len,
+                               &n->tx, p)
+             : lm_env_seal(n->sbuf, sizeof n->sbuf, &out_len, buf, len, &n->tx);
+  if (rc) {
     CNT_ADD(n->send_errors, 1);
     return;
   }
+  CNT_ADD(*(p ? &n->dgrams_maced : &n->dgrams_signed), 1);
   struct sockaddr_storage sa;
   lm__swim_to_sa(to, &sa);
   uv_buf_t b = uv_buf_init((char *)n->sbuf, (unsigned)out_len);
-  int rc = uv_udp_try_send(&n->udp, &b, 1, (const struct sockaddr *)&sa);
+  rc = uv_udp_try_send(&n->udp, &b, 1, (const struct sockaddr *)&sa);
   if (rc < 0) {
     CNT_ADD(n->send_errors, 1);
     return;
@@ -36,6 +45,17 @@ void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from) {
     CNT_ADD(n->drops[i], 1);
   n->drops_since_log++;
   uint64_t now = lm__now_ms(n);
+  if (rc == LM_TRUST_EVERSION && now >= n->last_version_log + DROP_LOG_GAP_MS) {
+    /* another wire: say so plainly, whatever else is being reported */
+    char a[LM_ADDR_STRLEN];
+    lm__format_sa(from, a, sizeof a);
+    lm__node_log(n, LM_LOG_WARN,
+                 "refused a message from %s: it speaks another wire version "
+                 "(this node speaks envelope v%d, protocol v%d; upgrade or "
+                 "downgrade one of the two)",
+                 a, LM_ENV_VERSION, SWIM_PROTO_VERSION);
+    n->last_version_log = now;
+  }
   if (!n->last_drop_log || now >= n->last_drop_log + DROP_LOG_GAP_MS) {
     char a[LM_ADDR_STRLEN];
     lm__format_sa(from, a, sizeof a);
@@ -48,18 +68,26 @@ void lm__count_drop(lm_node_t *n, int rc, const struct sockaddr *from) {
   }
 }
 
-void lm__deliver(lm_node_t *n, const struct sockaddr *from,
-                    const uint8_t *p, size_t len) {
+void lm__deliver(lm_node_t *n, const struct sockaddr *from, uint64_t from8,
+                 const uint8_t *p, size_t len) {
   n->last_peer_rx = lm__now_ms(n);
+  if (lm__certs_is_msg(p, len)) {
+    lm__certs_recv(n, from, p, len);
+    return;
+  }
   if (lm__svc_is_msg(p, len)) {
     lm__svc_recv(n, from, p, len);
     return;
   }
   swim_addr_t a;
   lm__sa_to_swim(from, &a);
+  n->cur_from = a;
+  n->cur_from_set = 1;
   uv_mutex_lock(&n->mu);
-  int rc = swim_recv(n->core, &a, p, len, lm__now_ms(n));
+  int rc = swim_recv_from(n->core, &a, from8, p, len, lm__now_ms(n));
   uv_mutex_unlock(&n->mu);
+  lm__certs_flush(n);
+  n->cur_from_set = 0;
   if (rc) {
     char s[LM_ADDR_STRLEN];
     lm__format_sa(from, s, sizeof s);
@@ -85,7 +113,16 @@ static void introduce(lm_node_t *n, const struct sockaddr *from) {
   n->intro[n->intro_next].at = now;
   n->intro_next = (n->intro_next + 1) % 16;
   uv_mutex_lock(&n->mu);
-  swim_sync(n->core, &a, now);
+  /* One full exchange of views a second at most (it carries every member
+   * and certificate, and after a mass join it is the fastest way to
+   * converge); otherwise the light introduction, a stream ping with our
+   * record whose answer carries the sender's. */
+  if (!n->last_full_intro || now >= n->last_full_intro + FULL_INTRO_GAP_MS) {
+    n->last_full_intro = now;
+    swim_sync(n->core, &a, now);
+  } else {
+    swim_introduce(n->core, &a, now);
+  }
   uv_mutex_unlock(&n->mu);
   lm__dispatch(n);
 }
@@ -114,7 +151,13 @@ void lm__on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   }
   lm_env_msg_t m;
   uv_mutex_lock(&n->mu);
+  n->rx.now_us = (uint64_t)lm__node_unix_ms() * 1000;
   int rc = lm_env_open(&m, (uint8_t *)buf->base, (size_t)nread, &n->rx);
+  if (rc == 0) {
+    swim_addr_t a;
+    lm__sa_to_swim(addr, &a);
+    lm__pairs_saw(n, &a, m.sender_pk);
+  }
   uv_mutex_unlock(&n->mu);
   if (rc) {
     lm__count_drop(n, rc, addr);
@@ -122,6 +165,6 @@ void lm__on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       introduce(n, addr);
     return;
   }
-  lm__deliver(n, addr, m.payload, m.payload_len);
+  lm__deliver(n, addr, m.hint, m.payload, m.payload_len);
 }
 

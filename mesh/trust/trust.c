@@ -977,9 +977,220 @@ static int sender_encrypts(const lm_sender_t *s) {
   return s->cluster->has_secret && !s->cluster->send_plaintext;
 }
 
+#define LM__NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+
+/* 16 bytes of the key (not just the 8-byte hint) so that two senders whose
+ * hints collide still never share a nonce; the counter never repeats for
+ * one sender. */
+static void env_nonce(uint8_t n[LM__NONCE_LEN],
+                      const uint8_t pk[LM_PUBLICKEY_LEN], uint64_t counter) {
+  memcpy(n, pk, 16);
+  put_be64(n + 16, counter);
+}
+
 size_t lm_env_overhead(const lm_sender_t *s) {
   return s && s->cluster && sender_encrypts(s) ? LM_ENV_OVERHEAD_ENC
                                                : LM_ENV_OVERHEAD;
+}
+
+void lm_sender_clock(lm_sender_t *s, uint64_t now_us) {
+  if (s && now_us > s->counter && now_us < UINT64_MAX / 2)
+    s->counter = now_us;
+}
+
+int lm_pair_derive(lm_pair_t *p, const lm_keypair_t *me,
+                   const uint8_t peer_pk[LM_PUBLICKEY_LEN]) {
+  uint8_t my_x_sk[32], my_x_pk[32], peer_x[32];
+  if (!p || !me || !peer_pk)
+    return LM_TRUST_EINVAL;
+  memset(p, 0, sizeof *p);
+  if (crypto_sign_ed25519_pk_to_curve25519(peer_x, peer_pk) != 0 ||
+      crypto_sign_ed25519_sk_to_curve25519(my_x_sk, me->sk) != 0 ||
+      crypto_scalarmult_base(my_x_pk, my_x_sk) != 0) {
+    sodium_memzero(my_x_sk, sizeof my_x_sk);
+    return LM_TRUST_EBADSIG;
+  }
+  int rc = memcmp(me->pk, peer_pk, LM_PUBLICKEY_LEN) < 0
+               ? crypto_kx_client_session_keys(p->rx, p->tx, my_x_pk, my_x_sk,
+                                               peer_x)
+               : crypto_kx_server_session_keys(p->rx, p->tx, my_x_pk, my_x_sk,
+                                               peer_x);
+  sodium_memzero(my_x_sk, sizeof my_x_sk);
+  if (rc != 0)
+    return LM_TRUST_EBADSIG;
+  memcpy(p->pk, peer_pk, LM_PUBLICKEY_LEN);
+  return 0;
+}
+
+int lm_pair_self_init(lm_pair_self_t *s, const lm_keypair_t *me) {
+  if (!s || !me)
+    return LM_TRUST_EINVAL;
+  memcpy(s->pk, me->pk, LM_PUBLICKEY_LEN);
+  if (crypto_sign_ed25519_sk_to_curve25519(s->x_sk, me->sk) != 0 ||
+      crypto_scalarmult_base(s->x_pk, s->x_sk) != 0)
+    return LM_TRUST_EBADSIG;
+  return 0;
+}
+
+int lm_pair_peer_x(uint8_t x_pk[32], const uint8_t peer_pk[LM_PUBLICKEY_LEN]) {
+  return crypto_sign_ed25519_pk_to_curve25519(x_pk, peer_pk) == 0
+             ? 0
+             : LM_TRUST_EBADSIG;
+}
+
+int lm_pair_derive_x(lm_pair_t *p, const lm_pair_self_t *me,
+                     const uint8_t peer_pk[LM_PUBLICKEY_LEN],
+                     const uint8_t peer_x[32]) {
+  if (!p || !me || !peer_pk || !peer_x)
+    return LM_TRUST_EINVAL;
+  memset(p, 0, sizeof *p);
+  int rc = memcmp(me->pk, peer_pk, LM_PUBLICKEY_LEN) < 0
+               ? crypto_kx_client_session_keys(p->rx, p->tx, me->x_pk,
+                                               me->x_sk, peer_x)
+               : crypto_kx_server_session_keys(p->rx, p->tx, me->x_pk,
+                                               me->x_sk, peer_x);
+  if (rc != 0)
+    return LM_TRUST_EBADSIG;
+  memcpy(p->pk, peer_pk, LM_PUBLICKEY_LEN);
+  return 0;
+}
+
+/* BLAKE2b-128 keyed with the direction's key over the full counter (only
+ * its low half travels), the header and the body. */
+static void env_mac(uint8_t mac[LM_ENV_MAC_LEN], const uint8_t key[32],
+                    uint64_t counter, const uint8_t *e, size_t len) {
+  crypto_generichash_state st;
+  uint8_t c8[8];
+  put_be64(c8, counter);
+  crypto_generichash_init(&st, key, 32, LM_ENV_MAC_LEN);
+  crypto_generichash_update(&st, c8, sizeof c8);
+  crypto_generichash_update(&st, e, len);
+  crypto_generichash_final(&st, mac, LM_ENV_MAC_LEN);
+}
+
+int lm_env_seal_mac(uint8_t *out, size_t out_cap, size_t *out_len,
+                    const uint8_t *payload, size_t len, lm_sender_t *s,
+                    const lm_pair_t *pair) {
+  if (!out || !out_len || !s || !s->cluster || !pair || (!payload && len > 0))
+    return LM_TRUST_EINVAL;
+  int enc = sender_encrypts(s);
+  size_t env_len = LM_ENV_MAC_HDR_LEN + len + (enc ? LM_ENV_AEAD_LEN : 0) +
+                   LM_ENV_MAC_LEN;
+  if (env_len > SWIM_MTU)
+    return LM_TRUST_EOVERSIZE;
+  if (out_cap < env_len)
+    return LM_TRUST_ENOSPACE;
+  if (s->counter == UINT64_MAX)
+    return LM_TRUST_EEXHAUSTED;
+  uint64_t counter = s->counter + 1;
+  out[0] = (uint8_t)(LM_ENV_VERSION << 4 | (enc ? LM_ENV_F_ENC : 0) |
+                     LM_ENV_F_MAC);
+  memcpy(out + 1, s->cluster->tag, LM_ENV_MAC_TAG_LEN);
+  memcpy(out + 3, s->kp.pk, LM_ENV_MAC_HINT_LEN);
+  put_be32(out + 7, (uint32_t)counter);
+  size_t off = LM_ENV_MAC_HDR_LEN;
+  if (enc) {
+    uint8_t nonce[LM__NONCE_LEN];
+    env_nonce(nonce, s->kp.pk, counter);
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+        out + off, out + off + len, NULL, payload, len, out, off, NULL, nonce,
+        s->cluster->secret);
+    off += len + LM_ENV_AEAD_LEN;
+  } else {
+    if (len > 0)
+      memcpy(out + off, payload, len);
+    off += len;
+  }
+  env_mac(out + off, pair->tx, counter, out, off);
+  off += LM_ENV_MAC_LEN;
+  s->counter = counter;
+  *out_len = off;
+  return 0;
+}
+
+/* The full counter nearest to `ref` whose low 32 bits are `lo`. */
+static uint64_t ctr_expand(uint32_t lo, uint64_t ref) {
+  uint64_t c = (ref & ~(uint64_t)0xffffffffu) | lo;
+  if (c + 0x80000000ull < ref && c < UINT64_MAX - 0xffffffffull)
+    c += 0x100000000ull;
+  else if (c > ref + 0x80000000ull && c >= 0x100000000ull)
+    c -= 0x100000000ull;
+  return c;
+}
+
+static int env_open_mac(lm_env_msg_t *msg, uint8_t *e, size_t len,
+                        lm_receiver_t *rx) {
+  const lm_cluster_t *c = rx->cluster;
+  unsigned flags = e[0] & 0x0f;
+  if (flags & (LM_ENV_F_STREAM | LM_ENV_F_CERT))
+    return LM_TRUST_EMALFORMED;
+  if (memcmp(e + 1, c->tag, LM_ENV_MAC_TAG_LEN) != 0)
+    return LM_TRUST_ECLUSTER;
+  int enc = (flags & LM_ENV_F_ENC) != 0;
+  if (enc && !c->has_secret)
+    return LM_TRUST_ENOSECRET;
+  if (!enc && !c->accept_plaintext)
+    return LM_TRUST_EPLAINTEXT;
+  size_t tail = LM_ENV_MAC_LEN + (enc ? LM_ENV_AEAD_LEN : 0);
+  if (len < LM_ENV_MAC_HDR_LEN + tail)
+    return LM_TRUST_ETRUNCATED;
+  size_t body_end = len - tail, mac_at = len - LM_ENV_MAC_LEN;
+  uint32_t hint32 = get_be32(e + 3), lo = get_be32(e + 7);
+  memset(msg, 0, sizeof *msg);
+  const lm_pair_t *p = NULL, *cand;
+  uint64_t counter = 0;
+  unsigned tried = 0;
+  for (unsigned i = 0; rx->pair_lookup &&
+                       (cand = rx->pair_lookup(rx->pair_ud, hint32, i)) != NULL &&
+                       i < 8;
+       i++) {
+    tried++;
+    /* rebuilt from our clock; failing that, from the sender's last counter */
+    const lm__replay_slot_t *sl =
+        replay_find(rx->replay_dgram, lm_key_hint(cand->pk));
+    uint64_t refs[2] = {rx->now_us ? rx->now_us : (sl ? sl->top : 0),
+                        sl ? sl->top : 0};
+    for (int k = 0; k < 2 && !p; k++) {
+      if (k == 1 && (!sl || refs[1] == refs[0]))
+        break;
+      uint64_t ctr = ctr_expand(lo, refs[k]);
+      uint8_t mac[LM_ENV_MAC_LEN];
+      env_mac(mac, cand->rx, ctr, e, mac_at);
+      if (sodium_memcmp(mac, e + mac_at, LM_ENV_MAC_LEN) == 0) {
+        p = cand;
+        counter = ctr;
+      }
+    }
+    if (p)
+      break;
+  }
+  if (!tried)
+    return LM_TRUST_EUNKNOWN_SENDER;
+  if (!p)
+    return LM_TRUST_EBADSIG;
+  memcpy(msg->sender_pk, p->pk, LM_PUBLICKEY_LEN);
+  uint64_t hint = lm_key_hint(p->pk);
+  int rc = lm_replay_check(rx->replay_dgram, hint, counter);
+  if (rc != 0)
+    return rc;
+  size_t off = LM_ENV_MAC_HDR_LEN, plen = body_end - off;
+  if (enc) {
+    uint8_t nonce[LM__NONCE_LEN];
+    env_nonce(nonce, msg->sender_pk, counter);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+            e + off, NULL, e + off, plen, e + body_end, e, off, nonce,
+            c->secret) != 0)
+      return LM_TRUST_EDECRYPT;
+  }
+  rc = lm_replay_commit(rx->replay_dgram, hint, counter);
+  if (rc != 0)
+    return rc;
+  msg->payload = e + off;
+  msg->payload_len = plen;
+  msg->hint = hint;
+  msg->counter = counter;
+  msg->encrypted = enc;
+  return 0;
 }
 
 int lm_receiver_init(lm_receiver_t *rx, const lm_cluster_t *c,
@@ -1019,17 +1230,6 @@ void lm_receiver_forget(lm_receiver_t *rx, uint64_t hint) {
 }
 
 /* ---- envelope ----------------------------------------------------------- */
-
-#define LM__NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-
-/* 16 bytes of the key (not just the 8-byte hint) so that two senders whose
- * hints collide still never share a nonce; the counter never repeats for
- * one sender. */
-static void env_nonce(uint8_t n[LM__NONCE_LEN],
-                      const uint8_t pk[LM_PUBLICKEY_LEN], uint64_t counter) {
-  memcpy(n, pk, 16);
-  put_be64(n + 16, counter);
-}
 
 static int env_seal(uint8_t *out, size_t out_cap, size_t *out_len,
                     const uint8_t *payload, size_t len, lm_sender_t *s,
@@ -1105,6 +1305,13 @@ static int env_open(lm_env_msg_t *msg, uint8_t *e, size_t len,
   const lm_cluster_t *c = rx->cluster;
   if (len > (stream ? LM_FRAME_MAX - LM_FRAME_PREFIX_LEN : SWIM_MTU))
     return LM_TRUST_EOVERSIZE;
+  if (len >= 1 && (e[0] & LM_ENV_F_MAC) && !stream) {
+    if (len < LM_ENV_MAC_OVERHEAD)
+      return LM_TRUST_ETRUNCATED;
+    if (e[0] >> 4 != LM_ENV_VERSION)
+      return LM_TRUST_EVERSION;
+    return env_open_mac(msg, e, len, rx);
+  }
   if (len < LM_ENV_OVERHEAD)
     return LM_TRUST_ETRUNCATED;
   if (e[0] >> 4 != LM_ENV_VERSION)

@@ -291,10 +291,22 @@ size_t lm_replay_count(const lm_replay_t *r);
 
 /* ---- envelope ----------------------------------------------------------- */
 
-#define LM_ENV_VERSION 1
+#define LM_ENV_VERSION 2
 #define LM_ENV_F_ENC 0x1    /* payload is XChaCha20-Poly1305 ciphertext */
 #define LM_ENV_F_STREAM 0x2 /* a stream frame, not a datagram */
 #define LM_ENV_F_CERT 0x4   /* stream frames only: sender's cert follows */
+#define LM_ENV_F_MAC 0x8    /* datagrams only: compact header, pairwise MAC */
+/* The compact datagram (flag MAC): version/flags, 2 bytes of the cluster
+ * tag, 4 of the sender's key, the low 32 bits of its counter, the payload,
+ * then a 16-byte MAC under the key the two members share. */
+#define LM_ENV_MAC_HDR_LEN 11
+#define LM_ENV_MAC_LEN 16
+#define LM_ENV_MAC_TAG_LEN 2
+#define LM_ENV_MAC_HINT_LEN 4
+#define LM_ENV_MAC_OVERHEAD (LM_ENV_MAC_HDR_LEN + LM_ENV_MAC_LEN) /* 27 */
+#define LM_ENV_MAC_OVERHEAD_ENC (LM_ENV_MAC_OVERHEAD + 16)        /* 43 */
+_Static_assert(LM_ENV_MAC_OVERHEAD == SWIM_WIRE_ENVELOPE,
+               "the simulator's per-packet charge must match the envelope");
 #define LM_ENV_TAG_LEN 4
 #define LM_ENV_HDR_LEN 21   /* version/flags, tag, hint, counter */
 #define LM_ENV_AEAD_LEN 16
@@ -348,6 +360,41 @@ int lm_sender_init(lm_sender_t *s, const lm_cluster_t *c,
 int lm_sender_set_cert(lm_sender_t *s, const lm_cert_t *cert);
 void lm_sender_close(lm_sender_t *s);
 
+/* Keeps the counter at or above the wall clock (microseconds), so that a
+ * receiver can rebuild a compact datagram's full counter from its low 32
+ * bits and its own clock (clocks within about 30 minutes of each other). */
+void lm_sender_clock(lm_sender_t *s, uint64_t now_us);
+
+/* The keys two members share: crypto_kx over the X25519 forms of their
+ * Ed25519 keys (the member with the smaller key is the "client"), so each
+ * direction has its own 32-byte key and nobody else can compute either. */
+typedef struct lm_pair {
+  uint8_t pk[LM_PUBLICKEY_LEN]; /* the peer */
+  uint8_t tx[32];               /* MACs what we send it */
+  uint8_t rx[32];               /* MACs what it sends us */
+} lm_pair_t;
+int lm_pair_derive(lm_pair_t *p, const lm_keypair_t *me,
+                   const uint8_t peer_pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+/* The same with this node's X25519 keys computed once (lm_pair_self) and
+ * the peer's X25519 key given (lm_pair_peer_x): one scalar multiplication
+ * per pair instead of three. */
+typedef struct lm_pair_self {
+  uint8_t pk[LM_PUBLICKEY_LEN];
+  uint8_t x_sk[32], x_pk[32];
+} lm_pair_self_t;
+int lm_pair_self_init(lm_pair_self_t *s, const lm_keypair_t *me) LM_TRUST_WUR;
+int lm_pair_peer_x(uint8_t x_pk[32],
+                   const uint8_t peer_pk[LM_PUBLICKEY_LEN]) LM_TRUST_WUR;
+int lm_pair_derive_x(lm_pair_t *p, const lm_pair_self_t *me,
+                     const uint8_t peer_pk[LM_PUBLICKEY_LEN],
+                     const uint8_t peer_x[32]) LM_TRUST_WUR;
+
+/* A compact datagram to the peer of `pair` (LM_TRUST_EOVERSIZE beyond
+ * SWIM_MTU), authenticated with the pairwise MAC instead of a signature. */
+int lm_env_seal_mac(uint8_t *out, size_t out_cap, size_t *out_len,
+                    const uint8_t *payload, size_t len, lm_sender_t *s,
+                    const lm_pair_t *pair);
+
 /* Bytes a datagram adds to its payload with this sender's settings. */
 size_t lm_env_overhead(const lm_sender_t *s);
 
@@ -365,6 +412,10 @@ int lm_env_seal_frame(uint8_t *out, size_t out_cap, size_t *out_len,
 /* Finds a sender's public key from its hint; 0 if found. */
 typedef int (*lm_key_lookup_cb)(void *ud, uint64_t hint,
                                 uint8_t pk[LM_PUBLICKEY_LEN]);
+/* Compact datagrams: the i-th (0, 1, ...) pair whose peer key starts with
+ * the 4 bytes `hint32` (big-endian); NULL past the last. */
+typedef const lm_pair_t *(*lm_pair_lookup_cb)(void *ud, uint32_t hint32,
+                                              unsigned i);
 
 /* The receiving side of one node. Two replay tables, one per channel: both
  * share the sender's counter sequence, but a stream frame may arrive long
@@ -377,6 +428,9 @@ typedef struct lm_receiver {
   void *lookup_ud;
   lm_replay_t *replay_dgram;
   lm_replay_t *replay_stream;
+  lm_pair_lookup_cb pair_lookup; /* NULL: compact datagrams are refused */
+  void *pair_ud;
+  uint64_t now_us; /* the receiver's clock, for compact counters; 0: none */
 } lm_receiver_t;
 
 int lm_receiver_init(lm_receiver_t *rx, const lm_cluster_t *c,

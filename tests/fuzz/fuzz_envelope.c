@@ -33,6 +33,7 @@ typedef struct {
   lm_keypair_t node, cluster_key;
   lm_trust_set_t trust;
   lm_cluster_t plain, enc;
+  lm_pair_t pair; /* with the peer (seed 0x22) that seals compact datagrams */
 } fuzz_world_t;
 
 static fuzz_world_t world; /* read-only once built, so runs stay independent */
@@ -45,6 +46,12 @@ static int lookup_any(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {
   return 0;
 }
 
+static const lm_pair_t *pair_any(void *ud, uint32_t hint32, unsigned i) {
+  /* every hint maps to the peer, so forged hints reach the MAC check */
+  (void)hint32;
+  return i == 0 ? &((const fuzz_world_t *)ud)->pair : NULL;
+}
+
 static void world_init(void) {
   uint8_t seed[LM_SEED_LEN], secret[LM_SECRET_LEN];
   memset(seed, 0x11, sizeof seed);
@@ -53,6 +60,10 @@ static void world_init(void) {
   CHECK(lm_keypair_from_seed(&world.cluster_key, seed) == 0);
   lm_trust_set_init(&world.trust);
   CHECK(lm_trust_set_add(&world.trust, world.cluster_key.pk) == 0);
+  lm_keypair_t peer;
+  memset(seed, 0x22, sizeof seed);
+  CHECK(lm_keypair_from_seed(&peer, seed) == 0);
+  CHECK(lm_pair_derive(&world.pair, &world.node, peer.pk) == 0);
   memset(secret, 0x5a, sizeof secret);
   CHECK(lm_cluster_init(&world.plain, "fuzz-cluster", NULL, 0) == 0);
   CHECK(lm_cluster_init(&world.enc, "fuzz-cluster", secret, 0) == 0);
@@ -77,6 +88,8 @@ static void open_twice(const lm_cluster_t *cl, const uint8_t *data,
                        size_t size, int frame) {
   lm_receiver_t rx;
   CHECK(lm_receiver_init(&rx, cl, &world.trust, lookup_any, &world) == 0);
+  rx.pair_lookup = pair_any;
+  rx.pair_ud = &world;
   for (int round = 0; round < 2; round++) {
     uint8_t *buf = dup_input(data, size);
     lm_env_msg_t msg;
@@ -124,6 +137,8 @@ static void stream_frames(const lm_cluster_t *cl, const uint8_t *data,
                           size_t size) {
   lm_receiver_t rx;
   CHECK(lm_receiver_init(&rx, cl, &world.trust, lookup_any, &world) == 0);
+  rx.pair_lookup = pair_any;
+  rx.pair_ud = &world;
   size_t off = 0;
   while (off < size) {
     size_t want = 0;
@@ -162,6 +177,8 @@ static void seal_props(const lm_cluster_t *cl, const uint8_t *data,
   lm_receiver_t rx;
   CHECK(lm_sender_init(&tx, cl, &world.node, 1000) == 0);
   CHECK(lm_receiver_init(&rx, cl, &world.trust, lookup_any, &world) == 0);
+  rx.pair_lookup = pair_any;
+  rx.pair_ud = &world;
   uint8_t pkt[SWIM_MTU], copy[SWIM_MTU];
   size_t n = 0;
   CHECK(lm_env_seal(pkt, sizeof pkt, &n, data, size, &tx) == 0);

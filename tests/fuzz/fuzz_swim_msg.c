@@ -81,6 +81,9 @@ static void upd_roundtrip(const swim_upd_t *u, msgpack_zone *z) {
   case SWIM_UPD_VIEW:
     swim_enc_view(&pk, u->view);
     break;
+  case SWIM_UPD_CRED:
+    swim_enc_cred(&pk, u->id, u->meta, u->meta_len);
+    break;
   default:
     CHECK(0);
   }
@@ -147,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       CHECK(rc == 1);
       CHECK(off > start && off <= size);
       CHECK(u.raw == buf + start && u.raw_len == off - start);
-      CHECK(u.kind <= SWIM_UPD_VIEW);
+      CHECK(u.kind <= SWIM_UPD_CRED);
       if (u.kind == SWIM_UPD_ALIVE) {
         CHECK(in(u.id, SWIM_ID_LEN, u.raw, u.raw_len));
         CHECK(u.id8 == swim_id8(u.id));

@@ -77,7 +77,25 @@ int main(int argc, char **argv) {
   rc |= put("frame_plain", out, n);
   rc |= lm_cert_encode(cbuf, sizeof cbuf, &n, &cert);
   rc |= put("cert", cbuf, n);
-  static const uint8_t junk[] = {0x10};
+  {
+    /* compact datagrams from the peer (seed 0x22) under the pairwise key */
+    lm_keypair_t peer;
+    lm_pair_t pr;
+    lm_sender_t ptx, petx;
+    memset(seed, 0x22, sizeof seed);
+    lm_keypair_from_seed(&peer, seed);
+    rc |= lm_pair_derive(&pr, &peer, node.pk);
+    lm_sender_init(&ptx, &plain, &peer, 1000);
+    lm_sender_init(&petx, &enc, &peer, 1000);
+    rc |= lm_env_seal_mac(out, sizeof out, &n, ping, sizeof ping, &ptx, &pr);
+    rc |= put("dgram_mac", out, n);
+    rc |= lm_env_seal_mac(out, sizeof out, &n, ping, sizeof ping, &petx, &pr);
+    rc |= put("dgram_mac_enc", out, n);
+    lm_sender_close(&ptx);
+    lm_sender_close(&petx);
+    lm_keypair_wipe(&peer);
+  }
+  static const uint8_t junk[] = {0x20};
   rc |= put("one_byte", junk, sizeof junk);
   /* A TCP stream as stream.c reads it: two frames back to back, then the
    * same with the first bytes of a third. Sealed last, so the seeds above

@@ -208,13 +208,23 @@ static void gen_msg(void) {
     swim_wbuf_init(&o->w, o->buf, sizeof o->buf);
     swim_wbuf_packer(&o->w, &o->pk);
     msgpack_pack_array(&o->pk, 6);
-    msgpack_pack_uint8(&o->pk, 2); /* another version */
+    msgpack_pack_uint8(&o->pk, 1); /* another version: the old wire */
     msgpack_pack_uint8(&o->pk, SWIM_MSG_PING);
     msgpack_pack_uint64(&o->pk, a8);
     msgpack_pack_uint32(&o->pk, 1);
     msgpack_pack_uint64(&o->pk, b8);
     msgpack_pack_uint8(&o->pk, 0);
-    emit(o, d, "version2");
+    emit(o, d, "version1");
+  }
+  {
+    /* push-pull: a member's credential ahead of its record */
+    uint8_t cid[SWIM_ID_LEN], cred[150];
+    memset(cid, 0xa1, sizeof cid);
+    memset(cred, 0x5c, sizeof cred);
+    begin(o, SWIM_MSG_PUSHPULL, a8, 0, 0, 0);
+    swim_enc_cred(&o->pk, cid, cred, sizeof cred);
+    alive(o, 0xa1, "alpha", 1, 0, i2, "svc", 1);
+    emit(o, d, "pushpull_cred");
   }
   begin(o, SWIM_MSG_GOSSIP, a8, 0, 0, 0);
   alive(o, 0xa1, "alpha", 1, 0, i2, "svc", 1);

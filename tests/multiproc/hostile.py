@@ -216,32 +216,43 @@ def scenario_bad_input(c):
             plan.append((cat, reason, make()))
     add("random", None, 800, lambda: rb(rnd.randint(0, MTU)))
     add("truncated", "truncated", 200,
-        lambda: hdr(0x10, hint=real_hint)[:rnd.randint(1, HDR)] if rnd.random() < 0.5
-        else hdr(0x10, hint=real_hint) + rb(rnd.randint(0, OVERHEAD - HDR - 1)))
+        lambda: hdr(0x20, hint=real_hint)[:rnd.randint(1, HDR)] if rnd.random() < 0.5
+        else hdr(0x20, hint=real_hint) + rb(rnd.randint(0, OVERHEAD - HDR - 1)))
     add("oversize", "oversize", 200,
-        lambda: hdr(0x10, hint=real_hint) + rb(2000 - HDR))
+        lambda: hdr(0x20, hint=real_hint) + rb(2000 - HDR))
     add("bad_version", "bad_version", 150,
-        lambda: hdr(rnd.choice([0x00, 0x20, 0x30, 0xF0]) | rnd.randint(0, 7),
+        lambda: hdr(rnd.choice([0x00, 0x10, 0x30, 0xF0]) | rnd.randint(0, 7),
                     hint=real_hint) + rb(rnd.randint(64, 400)))
     add("bad_flags", "malformed", 150,
-        lambda: hdr(0x10 | rnd.choice([0x8, 0x9, 0xC, 0xF]), hint=real_hint)
+        lambda: hdr(0x20 | rnd.choice([0xC, 0xE, 0xF]), hint=real_hint)
         + rb(rnd.randint(64, 400)))
     add("cert_on_dgram", "malformed", 50,
-        lambda: hdr(0x14, hint=real_hint) + rb(rnd.randint(64, 400)))
+        lambda: hdr(0x24, hint=real_hint) + rb(rnd.randint(64, 400)))
     add("stream_flag", "wrong_channel", 150,
-        lambda: hdr(0x12, hint=real_hint) + rb(rnd.randint(64, 400)))
+        lambda: hdr(0x22, hint=real_hint) + rb(rnd.randint(64, 400)))
     add("wrong_cluster", "wrong_cluster", 150,
-        lambda: hdr(0x10, tag=bytes(b ^ 0x5A for b in TAG), hint=real_hint)
+        lambda: hdr(0x20, tag=bytes(b ^ 0x5A for b in TAG), hint=real_hint)
         + rb(rnd.randint(64, 400)))
     add("no_secret", "no_secret", 100,
-        lambda: hdr(0x11, hint=real_hint) + rb(rnd.randint(80, 400)))
+        lambda: hdr(0x21, hint=real_hint) + rb(rnd.randint(80, 400)))
     add("unknown_sender", "unknown_sender", 150,
-        lambda: hdr(0x10) + rb(rnd.randint(64, 400)))
+        lambda: hdr(0x20) + rb(rnd.randint(64, 400)))
     add("bad_signature", "bad_signature", 300,
-        lambda: hdr(0x10, hint=rnd.choice(list(ids.values()))[:8])
+        lambda: hdr(0x20, hint=rnd.choice(list(ids.values()))[:8])
         + rb(rnd.randint(64, 600)))
-    same = hdr(0x10, hint=real_hint, counter=1) + rb(200)
+    same = hdr(0x20, hint=real_hint, counter=1) + rb(200)
     add("same_bytes", "bad_signature", 300, lambda: same)
+    # the compact form (pairwise MAC): version/flags, 2 bytes of tag, 4 of
+    # key hint, 4 of counter, payload, 16 bytes of MAC
+    def mhdr(tag=TAG[:2], hint=None):
+        return (bytes([0x28]) + tag + (hint if hint is not None else rb(4)) +
+                rb(4))
+    add("mac_forged", "bad_signature", 150,
+        lambda: mhdr(hint=rnd.choice(list(ids.values()))[:4])
+        + rb(rnd.randint(20, 400)))
+    add("mac_wrong_cluster", "wrong_cluster", 50,
+        lambda: mhdr(tag=bytes(b ^ 0x5A for b in TAG[:2]), hint=real_hint[:4])
+        + rb(rnd.randint(20, 400)))
     for d in captured:
         # verbatim, three times: already seen by the target
         for _ in range(3):
@@ -282,7 +293,7 @@ def scenario_bad_input(c):
     frames = [("oversize", struct.pack(">I", 0xFFFFFFF0) + rb(100)),
               ("truncated", struct.pack(">I", 10) + rb(10)),
               ("garbage", struct.pack(">I", 300) + rb(300)),
-              ("bad_cert", struct.pack(">I", 300) + hdr(0x16, hint=real_hint)
+              ("bad_cert", struct.pack(">I", 300) + hdr(0x26, hint=real_hint)
                + struct.pack(">H", 150) + rb(300 - HDR - 2))]
     for name, fr in frames:
         with socket.create_connection(dest, timeout=10) as t:
