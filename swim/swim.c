@@ -135,7 +135,7 @@ struct swim_core {
   VEC(uint32_t) soon; /* suspects to probe before the round robin */
 
   struct {
-    int active, acked, indirect, rescued, retried;
+    int active, acked, indirect, rescued;
     int direct;      /* the target itself acked a datagram */
     uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
@@ -1507,7 +1507,6 @@ static void probe_start(swim_core_t *c) {
   c->probe.direct = 0;
   c->probe.indirect = c->fence.on;
   c->probe.rescued = 0;
-  c->probe.retried = 0;
   c->probe.seq_stream = 0;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
@@ -1586,10 +1585,6 @@ static void probe_indirect(swim_core_t *c) {
     stream_ping(c, &tm->rec->addr, SWIM_MSG_PING, c->probe.seq_stream,
                 c->probe.target8);
   }
-}
-
-static uint64_t probe_retry_at(const swim_core_t *c) {
-  return c->probe.t_indirect + (c->probe.t_end - c->probe.t_indirect) / 2;
 }
 
 static void probe_end(swim_core_t *c) {
@@ -2087,17 +2082,6 @@ void swim_tick(swim_core_t *c, uint64_t now) {
   if (c->probe.active && !c->probe.acked && !c->probe.indirect &&
       now >= c->probe.t_indirect)
     probe_indirect(c);
-  if (c->probe.active && !c->probe.acked && c->probe.indirect &&
-      !c->probe.retried && now >= probe_retry_at(c)) {
-    /* halfway to the verdict, a last direct try */
-    c->probe.retried = 1;
-    member_t *tm = &c->m[c->probe.target];
-    if (tm->rec && tm->id8 == c->probe.target8) {
-      swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
-      c->st.pings++;
-      send_dgram(c, &tm->rec->addr, &h, c->probe.target, 0);
-    }
-  }
   if (c->probe.active && (now >= c->probe.t_end || c->probe.acked))
     probe_end(c);
   if (!c->leaving && now >= c->next_probe)
@@ -2215,8 +2199,6 @@ uint64_t swim_next_deadline(const swim_core_t *c) {
   if (c->probe.active) {
     if (!c->probe.indirect)
       MIN_(c->probe.t_indirect);
-    else if (!c->probe.retried && !c->probe.acked)
-      MIN_(probe_retry_at(c));
     MIN_(c->probe.t_end);
   }
   for (uint32_t i = 0; i < c->fwd.n; i++)
