@@ -133,6 +133,17 @@ static uint32_t jitter(lm_bridge_t *b, uint32_t ms) {
   return ms * 3 / 4 + (uint32_t)(b->rng % (ms / 2 + 1));
 }
 
+/* The leader key's create revision equals `rev`: the campaign (0, the key
+ * is absent) and the fence of every write (the revision we won). */
+static lm_etcd_cmp_t leader_cmp(const lm_bridge_t *b, int64_t rev) {
+  lm_etcd_cmp_t c = {.target = LM_ETCD_CMP_CREATE,
+                     .result = LM_ETCD_CMP_EQUAL,
+                     .key = (const uint8_t *)b->leader_key,
+                     .key_len = b->leader_key_len,
+                     .number = rev};
+  return c;
+}
+
 static req_t *req_new(lm_bridge_t *b) {
   req_t *r = calloc(1, sizeof *r);
   if (r) {
@@ -442,11 +453,7 @@ static void campaign(lm_bridge_t *b) {
   stop_watch(b);
   set_state(b, ST_CAMPAIGN);
   const uint8_t *k = (const uint8_t *)b->leader_key;
-  lm_etcd_cmp_t cmp = {.target = LM_ETCD_CMP_CREATE,
-                       .result = LM_ETCD_CMP_EQUAL,
-                       .key = k,
-                       .key_len = b->leader_key_len,
-                       .number = 0};
+  lm_etcd_cmp_t cmp = leader_cmp(b, 0); /* absent: create revision 0 */
   lm_etcd_op_t put = {.kind = LM_ETCD_OP_PUT,
                       .key = k,
                       .key_len = b->leader_key_len,
@@ -663,11 +670,7 @@ static void pump(lm_bridge_t *b) {
         nput++;
       }
     }
-    lm_etcd_cmp_t fence = {.target = LM_ETCD_CMP_CREATE,
-                           .result = LM_ETCD_CMP_EQUAL,
-                           .key = (const uint8_t *)b->leader_key,
-                           .key_len = b->leader_key_len,
-                           .number = b->leader_rev};
+    lm_etcd_cmp_t fence = leader_cmp(b, b->leader_rev);
     req_t *q = req_new(b);
     int rc = -1;
     if (q) {
@@ -768,8 +771,7 @@ static int encode_leader(lm_bridge_t *b) {
   if (b->o.encoding == LM_BV_JSON) {
     char idhex[65] = "";
     if (b->has_id)
-      for (int i = 0; i < 32; i++)
-        snprintf(idhex + 2 * i, 3, "%02x", b->id[i]);
+      lm_bv_hex(idhex, b->id, 32);
     json_t *j = json_pack("{s:s, s:s, s:I}", "name", b->name, "id", idhex,
                           "since_ms", (json_int_t)since);
     char *t = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -982,11 +984,7 @@ void lm_bridge_close(lm_bridge_t *b, void (*done)(void *ud), void *ud) {
   if (was_leader && b->leader_rev) {
     /* resign: delete the leader key if it is still ours, so a standby
      * takes over now rather than after the lease's TTL */
-    lm_etcd_cmp_t fence = {.target = LM_ETCD_CMP_CREATE,
-                           .result = LM_ETCD_CMP_EQUAL,
-                           .key = (const uint8_t *)b->leader_key,
-                           .key_len = b->leader_key_len,
-                           .number = b->leader_rev};
+    lm_etcd_cmp_t fence = leader_cmp(b, b->leader_rev);
     lm_etcd_op_t del = {.kind = LM_ETCD_OP_DELETE,
                         .key = (const uint8_t *)b->leader_key,
                         .key_len = b->leader_key_len};

@@ -30,6 +30,16 @@ long lm__grpc_frame(const uint8_t *buf, size_t len, size_t max,
   return (long)(n + 5);
 }
 
+/* Declares `m`, message type T unpacked from (b, n) with descriptor D,
+ * kept in o->pb_ (freed with the response) and its header read; returns
+ * LM_ETCD_EPROTO from the decoder when the bytes do not parse. */
+#define UNPACK(T, D, m)                                                       \
+  T *m = (T *)protobuf_c_message_unpack(&(D), NULL, n, b);                    \
+  if (!m)                                                                     \
+    return LM_ETCD_EPROTO;                                                    \
+  o->pb_ = m;                                                                 \
+  header(o, m->header)
+
 static void header(lm__etcd_resp_t *o, const Etcdserverpb__ResponseHeader *h) {
   if (!h)
     return;
@@ -66,22 +76,15 @@ static int kvs(lm__etcd_resp_t *o, Mvccpb__KeyValue **k, size_t n) {
 }
 
 static int dec_range(lm__etcd_resp_t *o, const uint8_t *b, size_t n) {
-  Etcdserverpb__RangeResponse *m = etcdserverpb__range_response__unpack(NULL, n, b);
-  if (!m)
-    return LM_ETCD_EPROTO;
-  o->pb_ = m;
-  header(o, m->header);
+  UNPACK(Etcdserverpb__RangeResponse,
+         etcdserverpb__range_response__descriptor, m);
   o->count = m->count;
   o->more = m->more ? 1 : 0;
   return kvs(o, m->kvs, m->n_kvs);
 }
 
 static int dec_txn(lm__etcd_resp_t *o, const uint8_t *b, size_t n) {
-  Etcdserverpb__TxnResponse *m = etcdserverpb__txn_response__unpack(NULL, n, b);
-  if (!m)
-    return LM_ETCD_EPROTO;
-  o->pb_ = m;
-  header(o, m->header);
+  UNPACK(Etcdserverpb__TxnResponse, etcdserverpb__txn_response__descriptor, m);
   o->succeeded = m->succeeded ? 1 : 0;
   for (size_t i = 0; i < m->n_responses; i++) {
     const Etcdserverpb__ResponseOp *op = m->responses[i];
@@ -97,11 +100,8 @@ static int dec_txn(lm__etcd_resp_t *o, const uint8_t *b, size_t n) {
 }
 
 static int dec_watch(lm__etcd_resp_t *o, const uint8_t *b, size_t n) {
-  Etcdserverpb__WatchResponse *m = etcdserverpb__watch_response__unpack(NULL, n, b);
-  if (!m)
-    return LM_ETCD_EPROTO;
-  o->pb_ = m;
-  header(o, m->header);
+  UNPACK(Etcdserverpb__WatchResponse,
+         etcdserverpb__watch_response__descriptor, m);
   o->watch_id = m->watch_id;
   o->created = m->created ? 1 : 0;
   o->canceled = m->canceled ? 1 : 0;
@@ -142,42 +142,26 @@ int lm__etcd_decode(lm__etcd_resp_t *o, lm__etcd_resp_kind_t kind,
     e = dec_txn(o, b, n);
     break;
   case LM__ETCD_RESP_COMPACT: {
-    Etcdserverpb__CompactionResponse *m =
-        etcdserverpb__compaction_response__unpack(NULL, n, b);
-    if (!m)
-      return LM_ETCD_EPROTO;
-    o->pb_ = m;
-    header(o, m->header);
+    UNPACK(Etcdserverpb__CompactionResponse,
+           etcdserverpb__compaction_response__descriptor, m);
     break;
   }
   case LM__ETCD_RESP_LEASE_GRANT: {
-    Etcdserverpb__LeaseGrantResponse *m =
-        etcdserverpb__lease_grant_response__unpack(NULL, n, b);
-    if (!m)
-      return LM_ETCD_EPROTO;
-    o->pb_ = m;
-    header(o, m->header);
+    UNPACK(Etcdserverpb__LeaseGrantResponse,
+           etcdserverpb__lease_grant_response__descriptor, m);
     o->id = m->id;
     o->ttl = m->ttl;
     o->error = m->error ? m->error : "";
     break;
   }
   case LM__ETCD_RESP_LEASE_REVOKE: {
-    Etcdserverpb__LeaseRevokeResponse *m =
-        etcdserverpb__lease_revoke_response__unpack(NULL, n, b);
-    if (!m)
-      return LM_ETCD_EPROTO;
-    o->pb_ = m;
-    header(o, m->header);
+    UNPACK(Etcdserverpb__LeaseRevokeResponse,
+           etcdserverpb__lease_revoke_response__descriptor, m);
     break;
   }
   case LM__ETCD_RESP_LEASE_KEEPALIVE: {
-    Etcdserverpb__LeaseKeepAliveResponse *m =
-        etcdserverpb__lease_keep_alive_response__unpack(NULL, n, b);
-    if (!m)
-      return LM_ETCD_EPROTO;
-    o->pb_ = m;
-    header(o, m->header);
+    UNPACK(Etcdserverpb__LeaseKeepAliveResponse,
+           etcdserverpb__lease_keep_alive_response__descriptor, m);
     o->id = m->id;
     o->ttl = m->ttl;
     break;
@@ -186,12 +170,8 @@ int lm__etcd_decode(lm__etcd_resp_t *o, lm__etcd_resp_kind_t kind,
     e = dec_watch(o, b, n);
     break;
   case LM__ETCD_RESP_AUTH: {
-    Etcdserverpb__AuthenticateResponse *m =
-        etcdserverpb__authenticate_response__unpack(NULL, n, b);
-    if (!m)
-      return LM_ETCD_EPROTO;
-    o->pb_ = m;
-    header(o, m->header);
+    UNPACK(Etcdserverpb__AuthenticateResponse,
+           etcdserverpb__authenticate_response__descriptor, m);
     o->token = m->token ? m->token : "";
     break;
   }

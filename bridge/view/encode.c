@@ -14,6 +14,7 @@
 
 #include "livemesh.pb-c.h"
 #include "oslively.pb-c.h"
+#include "store.h"
 #include "view_internal.h"
 
 /* ---- keys ---- */
@@ -43,6 +44,15 @@ size_t lm_bv_escape(char *out, size_t cap, const char *segment) {
   if (cap)
     out[fit] = 0;
   return n;
+}
+
+void lm_bv_hex(char *out, const uint8_t *p, size_t n) {
+  static const char d[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = d[p[i] >> 4];
+    out[2 * i + 1] = d[p[i] & 15];
+  }
+  out[2 * n] = 0;
 }
 
 void lm__bv_key_init(lm__bv_key_t *k, const char *base) {
@@ -84,15 +94,6 @@ static void rfc3339(char out[40], int64_t ms) {
   char d[24];
   strftime(d, sizeof d, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(out, 40, "%s.%03dZ", d, (int)(ms % 1000));
-}
-
-static const char *member_status_name(int s) {
-  switch (s) {
-  case LM_BV_ALIVE: return "alive";
-  case LM_BV_SUSPECT: return "suspect";
-  case LM_BV_DEAD: return "dead";
-  default: return "left";
-  }
 }
 
 static int want_json(lm_bv_t *v, const lm__bv_key_t *k, json_t *o) {
@@ -155,8 +156,7 @@ int lm__bv_encode_member(lm_bv_t *v, const lm_bv_config_t *cfg,
     return -1;
   char idhex[65] = "";
   if (m->id)
-    for (int i = 0; i < 32; i++)
-      snprintf(idhex + 2 * i, 3, "%02x", m->id[i]);
+    lm_bv_hex(idhex, m->id, 32);
   if (cfg->encoding == LM_BV_JSON) {
     char since[40];
     rfc3339(since, m->since_ms);
@@ -164,7 +164,7 @@ int lm__bv_encode_member(lm_bv_t *v, const lm_bv_config_t *cfg,
         v, &k,
         json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:s}", "name",
                   m->name, "id", idhex, "addr", m->addr ? m->addr : "",
-                  "status", member_status_name(m->status), "incarnation",
+                  "status", lm_store_member_status_name(m->status), "incarnation",
                   "generation", (json_int_t)m->generation, "version",
                   (json_int_t)m->version, "services",
                   (json_int_t)m->nservices, "since", since));
@@ -222,7 +222,7 @@ static int native_service(lm_bv_t *v, const lm_bv_config_t *cfg,
         (json_int_t)sv->worker, "pid", (json_int_t)sv->pid, "port",
         (json_int_t)sv->port, "status", lm_svc_status_name(s->effective),
         "own_status", lm_svc_status_name(sv->status), "member_status",
-        member_status_name(s->member_status), "created_at", created, "since",
+        lm_store_member_status_name(s->member_status), "created_at", created, "since",
         since, "tags", tags, "meta", meta, "checks", checks, "cause",
         sv->cause ? sv->cause : "", "note", sv->note ? sv->note : "");
     return want_json(v, &k, o);

@@ -129,6 +129,9 @@ typedef struct lm_bv_counts {
 } lm_bv_counts_t;
 void lm_bv_counts(const lm_bv_t *v, lm_bv_counts_t *out);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes): member ids in JSON. */
+void lm_bv_hex(char *out, const uint8_t *p, size_t n);
+
 /* Escapes one key segment into `out` (NUL-terminated); returns its length,
  * or the length it needs when cap is too small. */
 size_t lm_bv_escape(char *out, size_t cap, const char *segment);

@@ -97,6 +97,10 @@ struct lm__agent {
   struct lm__agent_bridge *bridge;
 };
 
+/* A walker for lm_node_services_each(): counts services per host into
+ * the JSON object `ud` (host -> count), for the members' "services". */
+int lm__count_host(void *ud, const lm_service_view_t *v);
+
 /* Leave the mesh and stop (a second call stops without waiting). */
 void lm__agent_begin_stop(lm__agent_t *a, const char *why);
 /* A line to the agent's log (LM_LOG_* level). */

@@ -44,10 +44,7 @@ static int fill_service(void *ud, const lm_service_view_t *sv) {
                        .effective = sv->effective,
                        .member_status = (int)sv->member_status};
   (void)lm_bv_add_service(c->v, &s);
-  json_t *n = json_object_get(c->counts, sv->svc->host);
-  json_object_set_new(c->counts, sv->svc->host,
-                      json_integer(n ? json_integer_value(n) + 1 : 1));
-  return 0;
+  return lm__count_host(c->counts, sv);
 }
 
 static void fill(void *ud, lm_bv_t *v) {

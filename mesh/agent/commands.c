@@ -43,8 +43,7 @@ static int cmp_member(const void *x, const void *y) {
   return strcmp(((const lm_member_t *)x)->name, ((const lm_member_t *)y)->name);
 }
 
-/* Services per host, counted in one walk of the view. */
-static int count_host(void *ud, const lm_service_view_t *v) {
+int lm__count_host(void *ud, const lm_service_view_t *v) {
   json_t *counts = ud;
   json_t *c = json_object_get(counts, v->svc->host ? v->svc->host : "");
   json_object_set_new(counts, v->svc->host ? v->svc->host : "",
@@ -67,7 +66,7 @@ static json_t *members_json(agent_t *a, char *err, size_t cap) {
   }
   qsort(v, n, sizeof *v, cmp_member);
   json_t *counts = json_object();
-  lm_node_services_each(a->node, NULL, count_host, counts);
+  lm_node_services_each(a->node, NULL, lm__count_host, counts);
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *c = json_object_get(counts, v[i].name);
