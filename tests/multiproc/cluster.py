@@ -19,6 +19,9 @@
 # `-o json`, parsed), status_map(i),
 # events(i) (the member events parsed from i's log), wait_until(pred, t),
 # kill(i, sig), restart(i) (same key, data dir and port), wait_exit(i).
+# For tests that look at packets (root): Sniffer().capture() takes UDP
+# datagrams off the loopback device, udp_rcvbuf_errors() counts what the
+# kernel dropped for full socket buffers, port_of("HOST:PORT").
 # Cluster(..., agent_flags={i: [...]}) gives agent i extra flags (e.g.
 # --allow-exec-checks) on every start.
 #
@@ -37,9 +40,11 @@ import datetime
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -460,6 +465,58 @@ class Cluster:
                 parts.append("%s: %s%s" % (a.name, bad,
                              " missing %s" % sorted(missing) if missing else ""))
         return "; ".join(parts) or "all alive everywhere"
+
+
+# ---- packets on the loopback device (hostile.py, flood.py) ----------------
+
+class Sniffer:
+    """Captures UDP datagrams on the loopback device (AF_PACKET; root)."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+        self.s.bind(("lo", 0))
+        self.s.setblocking(False)
+
+    def capture(self, dport, sports, seconds, limit):
+        out = []
+        end = time.time() + seconds
+        while time.time() < end and len(out) < limit:
+            r, _, _ = select.select([self.s], [], [], 0.2)
+            if not r:
+                continue
+            while True:
+                try:
+                    pkt, addr = self.s.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                if addr[2] == socket.PACKET_OUTGOING:
+                    continue  # loopback shows each packet twice
+                if len(pkt) < 14 + 20 + 8 or pkt[12:14] != b"\x08\x00":
+                    continue
+                ip = pkt[14:]
+                ihl = (ip[0] & 0x0F) * 4
+                if ip[9] != 17:
+                    continue
+                sp, dp, ulen = struct.unpack("!HHH", ip[ihl:ihl + 6])
+                if dp == dport and sp in sports:
+                    out.append(bytes(ip[ihl + 8:ihl + ulen]))
+        self.s.close()
+        return out
+
+
+def udp_rcvbuf_errors():
+    """Datagrams the kernel dropped for a full receive buffer, system-wide
+    (/proc/net/snmp), so that a stalled agent is not blamed for them."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [l.split() for l in f if l.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def port_of(addr):
+    return int(addr.rsplit(":", 1)[1])
 
 
 def main(scenarios, argv=None):

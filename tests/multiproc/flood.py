@@ -18,8 +18,6 @@
 # per datagram (the cost of rejecting one), suspicions raised anywhere.
 import json
 import os
-import select
-import socket
 import struct
 import subprocess
 import sys
@@ -27,7 +25,8 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, ScenarioFailed, log, main  # noqa: E402
+from cluster import (Cluster, ScenarioFailed, Sniffer, log, main,  # noqa: E402
+                     port_of, udp_rcvbuf_errors)
 
 N = 8
 VICTIM = 4
@@ -45,48 +44,6 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
-def rcvbuf_errors():
-    with open("/proc/net/snmp") as f:
-        lines = [l.split() for l in f if l.startswith("Udp:")]
-    hdr, val = lines[0], lines[1]
-    return int(val[hdr.index("RcvbufErrors")])
-
-
-def capture(dport, sports, seconds, limit):
-    """Datagrams the other agents send to `dport`, seen on lo."""
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    s.bind(("lo", 0))
-    s.setblocking(False)
-    out = []
-    end = time.time() + seconds
-    while time.time() < end and len(out) < limit:
-        r, _, _ = select.select([s], [], [], 0.2)
-        if not r:
-            continue
-        while True:
-            try:
-                pkt, addr = s.recvfrom(65536)
-            except BlockingIOError:
-                break
-            if addr[2] == socket.PACKET_OUTGOING:
-                continue  # loopback shows each packet twice
-            if len(pkt) < 42 or pkt[12:14] != b"\x08\x00":
-                continue
-            ip = pkt[14:]
-            ihl = (ip[0] & 0x0F) * 4
-            if ip[9] != 17:
-                continue
-            sp, dp, ulen = struct.unpack("!HHH", ip[ihl:ihl + 6])
-            if dp == dport and sp in sports:
-                out.append(bytes(ip[ihl + 8:ihl + ulen]))
-    s.close()
-    return out
-
-
-def port_of(addr):
-    return int(addr.rsplit(":", 1)[1])
-
-
 def run(binary, seconds=60.0, rate=50000):
     if os.geteuid() != 0:
         raise ScenarioFailed("the flood test captures datagrams on lo "
@@ -99,7 +56,7 @@ def run(binary, seconds=60.0, rate=50000):
         victim = c.agents[VICTIM]
         vport = port_of(victim.addr)
         others = {port_of(a.addr) for a in c.agents if a is not victim}
-        seeds = capture(vport, others, 8.0, 400)
+        seeds = Sniffer().capture(vport, others, 8.0, 400)
         check(len(seeds) >= 5, "captured only %d datagrams to n%02d" % (
             len(seeds), VICTIM))
         seedf = os.path.join(c.tmp, "seeds.bin")
@@ -113,7 +70,7 @@ def run(binary, seconds=60.0, rate=50000):
         for kind in ("garbage", "tamper"):
             st0 = c.stats(VICTIM)
             susp0 = sum(c.stats(i)["suspicions_raised"] for i in range(N))
-            cpu0, rb0 = cpu_s(victim.proc.pid), rcvbuf_errors()
+            cpu0, rb0 = cpu_s(victim.proc.pid), udp_rcvbuf_errors()
             args = [flood, "--target", victim.addr, "--rate", str(rate),
                     "--seconds", str(seconds), "--kind", kind]
             if kind == "tamper":
@@ -129,7 +86,7 @@ def run(binary, seconds=60.0, rate=50000):
                                         m["status"]))
                 time.sleep(0.5)
             out = json.loads(p.stdout.read())
-            cpu1, rb1 = cpu_s(victim.proc.pid), rcvbuf_errors()
+            cpu1, rb1 = cpu_s(victim.proc.pid), udp_rcvbuf_errors()
             st1 = c.stats(VICTIM)
             check(st1 is not None, "n%02d stopped answering" % VICTIM)
             susp1 = sum(c.stats(i)["suspicions_raised"] for i in range(N))

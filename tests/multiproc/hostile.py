@@ -49,7 +49,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, ScenarioFailed, log, main  # noqa: E402
+from cluster import (Cluster, ScenarioFailed, Sniffer, log, main,  # noqa: E402
+                     port_of, udp_rcvbuf_errors)
 
 TARGET = 4
 HDR, SIG, OVERHEAD, MTU = 21, 64, 85, 1400
@@ -124,56 +125,6 @@ def scenario_untrusted(c):
 
 
 # ---- bad input --------------------------------------------------------------
-
-class Sniffer:
-    """Captures UDP datagrams on the loopback device (AF_PACKET; root)."""
-
-    def __init__(self):
-        self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-        self.s.bind(("lo", 0))
-        self.s.setblocking(False)
-
-    def capture(self, dport, sports, seconds, limit):
-        out = []
-        end = time.time() + seconds
-        while time.time() < end and len(out) < limit:
-            r, _, _ = select.select([self.s], [], [], 0.2)
-            if not r:
-                continue
-            while True:
-                try:
-                    pkt, addr = self.s.recvfrom(65536)
-                except BlockingIOError:
-                    break
-                if addr[2] == socket.PACKET_OUTGOING:
-                    continue  # loopback shows each packet twice
-                if len(pkt) < 14 + 20 + 8 or pkt[12:14] != b"\x08\x00":
-                    continue
-                ip = pkt[14:]
-                ihl = (ip[0] & 0x0F) * 4
-                if ip[9] != 17:
-                    continue
-                sp, dp, ulen = struct.unpack("!HHH", ip[ihl:ihl + 6])
-                if dp == dport and sp in sports:
-                    out.append(bytes(ip[ihl + 8:ihl + ulen]))
-        self.s.close()
-        return out
-
-
-def udp_rcvbuf_errors():
-    """Datagrams the kernel dropped for a full receive buffer, system-wide
-    (/proc/net/snmp), so that a stalled agent is not blamed for them."""
-    try:
-        with open("/proc/net/snmp") as f:
-            rows = [l.split() for l in f if l.startswith("Udp:")]
-        return int(rows[1][rows[0].index("RcvbufErrors")])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def port_of(addr):
-    return int(addr.rsplit(":", 1)[1])
-
 
 def scenario_bad_input(c):
     sc = "bad-input"
