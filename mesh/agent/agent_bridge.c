@@ -7,6 +7,7 @@
  * Its state shows in `livemesh stats`, /metrics (livemesh_bridge_*) and
  * readiness.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,21 +95,27 @@ static void on_poll(uv_timer_t *t) {
 
 /* ---- life ---- */
 
+/* The first line of --bridge-password-file. */
 static char *read_password(const char *path, char *err, size_t cap) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    snprintf(err, cap, "--bridge-password-file %s: cannot read it", path);
+  char *p = lm__read_small_file(path, 4096, err, cap,
+                                "--bridge-password-file");
+  if (!p)
     return NULL;
-  }
-  char line[1024];
-  char *p = fgets(line, sizeof line, f) ? strdup(line) : NULL;
-  fclose(f);
-  if (!p) {
-    snprintf(err, cap, "--bridge-password-file %s: empty", path);
-    return NULL;
-  }
   p[strcspn(p, "\r\n")] = 0;
+  if (!p[0]) {
+    snprintf(err, cap, "--bridge-password-file %s: empty", path);
+    free(p);
+    return NULL;
+  }
   return p;
+}
+
+/* The password is a secret: wiped before it is freed. */
+static void free_password(char *p) {
+  if (p) {
+    sodium_memzero(p, strlen(p));
+    free(p);
+  }
 }
 
 int lm__agent_bridge_start(lm__agent_t *a, char *err, size_t cap) {
@@ -159,7 +166,7 @@ int lm__agent_bridge_start(lm__agent_t *a, char *err, size_t cap) {
   o.log = blog;
   o.log_ud = a;
   if (lm_bridge_new(&ab->bridge, &a->loop, &o, err, cap) != 0) {
-    free(ab->password);
+    free_password(ab->password);
     free(ab);
     return -1;
   }
@@ -180,7 +187,7 @@ int lm__agent_bridge_start(lm__agent_t *a, char *err, size_t cap) {
 
 static void poll_closed(uv_handle_t *h) {
   lm__agent_bridge_t *ab = h->data;
-  free(ab->password);
+  free_password(ab->password);
   free(ab);
 }
 

@@ -98,6 +98,26 @@ void lm__rfc3339(char *out, size_t cap, int64_t ms) {
   snprintf(out, cap, "%s.%03dZ", b, (int)(ms % 1000 + 1000) % 1000);
 }
 
+char *lm__read_small_file(const char *path, size_t max, char *err,
+                          size_t cap, const char *what) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, cap, "%s %s: %s", what, path, strerror(errno));
+    return NULL;
+  }
+  char *buf = malloc(max + 1);
+  size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+  fclose(f);
+  if (!buf || n > max) {
+    snprintf(err, cap, "%s %s: %s", what, path,
+             buf ? "too large" : "out of memory");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = 0;
+  return buf;
+}
+
 void lm__hex(char *out, const uint8_t *p, size_t n) {
   static const char d[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {

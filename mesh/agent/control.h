@@ -108,6 +108,10 @@ json_t *lm__member_json(const lm_member_t *m, size_t services);
 /* "2026-11-22T01:02:03.456Z" from unix milliseconds; `out` >= 32 bytes. */
 void lm__rfc3339(char *out, size_t cap, int64_t unix_ms);
 int64_t lm__unix_ms(void);
+/* A whole file of at most `max` bytes, NUL-terminated (malloc'ed), or NULL
+ * with `err` naming it ("WHAT PATH: reason"): tokens, keys, passwords. */
+char *lm__read_small_file(const char *path, size_t max, char *err,
+                          size_t cap, const char *what);
 /* Hex of `n` bytes; `out` >= 2n+1 bytes. */
 void lm__hex(char *out, const uint8_t *p, size_t n);
 

@@ -727,26 +727,6 @@ static void kick(lm__http_t *h) {
 
 /* ---- start and stop ---- */
 
-static char *read_file(const char *path, size_t max, char *err, size_t cap,
-                       const char *what) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, cap, "%s %s: %s", what, path, strerror(errno));
-    return NULL;
-  }
-  char *buf = malloc(max + 1);
-  size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-  fclose(f);
-  if (!buf || n > max) {
-    snprintf(err, cap, "%s %s: %s", what, path,
-             buf ? "too large" : "out of memory");
-    free(buf);
-    return NULL;
-  }
-  buf[n] = 0;
-  return buf;
-}
-
 static int is_loopback(const struct sockaddr *sa) {
   if (sa->sa_family == AF_INET)
     return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) ==
@@ -816,7 +796,7 @@ int lm__http_start(agent_t *a, char *err, size_t cap) {
   h->loop = &a->loop;
   h->read_only = cfg->http_read_only;
   if (cfg->http_token) {
-    char *tok = read_file(cfg->http_token, 4096, err, cap, "--http-token");
+    char *tok = lm__read_small_file(cfg->http_token, 4096, err, cap, "--http-token");
     if (!tok)
       goto fail;
     size_t n = strlen(tok);
@@ -842,9 +822,9 @@ int lm__http_start(agent_t *a, char *err, size_t cap) {
                "proxy in front");
       goto fail;
     }
-    if (!(h->tls_cert = read_file(cfg->http_tls_cert, 1 << 20, err, cap,
+    if (!(h->tls_cert = lm__read_small_file(cfg->http_tls_cert, 1 << 20, err, cap,
                                   "--http-tls-cert")) ||
-        !(h->tls_key = read_file(cfg->http_tls_key, 1 << 20, err, cap,
+        !(h->tls_key = lm__read_small_file(cfg->http_tls_key, 1 << 20, err, cap,
                                  "--http-tls-key")))
       goto fail;
     flags |= MHD_USE_TLS;
