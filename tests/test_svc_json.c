@@ -724,6 +724,37 @@ static void test_socket_path_agrees(void **state) {
   free(sr);
 }
 
+/* Error texts quote what a client sent, cut to a width: whatever the cut,
+ * the text stays valid UTF-8 and JSON can carry it. */
+static void test_utf8_scrub(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } S[] = {
+      {"plain ascii", "plain ascii"},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+      {"cut \xc3", "cut ?"},                   /* half of an e-acute */
+      {"cut \xe2\x82", "cut ??"},             /* two thirds of a euro */
+      {"cut \xf0\x9f\x98", "cut ???"},       /* three quarters of an emoji */
+      {"\x80lone", "?lone"},                   /* a continuation alone */
+      {"\xc0\xaf", "??"},                     /* overlong '/' */
+      {"\xe0\x80\xaf", "???"},               /* overlong, three bytes */
+      {"\xed\xa0\x80", "???"},               /* a UTF-16 surrogate */
+      {"\xf4\x90\x80\x80", "????"},         /* above U+10FFFF */
+      {"\xff\xfe", "??"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", S[i].in);
+    lm__utf8_scrub(buf);
+    assert_string_equal(buf, S[i].out);
+    json_t *j = json_string(buf);
+    assert_non_null(j);
+    json_decref(j);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_body),
@@ -736,6 +767,7 @@ int main(void) {
       cmocka_unit_test(test_watch_event_json),
       cmocka_unit_test(test_check_targets),
       cmocka_unit_test(test_socket_path_agrees),
+      cmocka_unit_test(test_utf8_scrub),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

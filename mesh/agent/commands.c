@@ -35,6 +35,7 @@ static void errf(char *err, size_t cap, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, cap, fmt, ap);
   va_end(ap);
+  lm__utf8_scrub(err); /* a "%.64s" may cut a character in two */
 }
 
 /* ---- JSON views ---- */
@@ -225,6 +226,7 @@ static int refuse(json_t **resp, const char *code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  lm__utf8_scrub(msg); /* a "%.64s" may cut a character in two */
   *resp = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
   return LM__CMD_DONE;
 }
@@ -865,8 +867,12 @@ void lm__commands_dispatch(agent_t *a, const json_t *req,
   json_t *resp = NULL;
   err[0] = 0;
   int rc = c->run(a, req, to, &resp, err, sizeof err);
-  if (rc == LM__CMD_DONE)
+  if (rc == LM__CMD_DONE && !resp) /* only when out of memory */
+    errf(err, sizeof err, "out of memory"), rc = LM__CMD_FAILED;
+  if (rc == LM__CMD_DONE) {
     to->ops->answer(to, resp);
-  else if (rc == LM__CMD_FAILED)
+  } else if (rc == LM__CMD_FAILED) {
+    lm__utf8_scrub(err); /* the rows write `err` themselves */
     refusal(to, err, NULL);
+  }
 }

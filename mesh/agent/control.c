@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "socket_path.h"
+#include "svc_json.h"
 
 #define CLOSE_GRACE_MS 1000
 /* After an oversize line the rest of it is read and dropped, so the client
@@ -301,8 +302,11 @@ int lm__ctl_reply(lm__ctl_server_t *s, uint64_t conn_id, json_t *id,
 
 int lm__ctl_reply_error(lm__ctl_server_t *s, uint64_t conn_id, json_t *id,
                         const char *msg) {
+  char text[512];
+  snprintf(text, sizeof text, "%s", msg);
+  lm__utf8_scrub(text);
   return lm__ctl_reply(s, conn_id, id,
-                       json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+                       json_pack("{s:b, s:s}", "ok", 0, "error", text));
 }
 
 int lm__ctl_reply_refusal(lm__ctl_server_t *s, uint64_t conn_id, json_t *id,

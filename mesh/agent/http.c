@@ -235,6 +235,7 @@ static void send_error(req_t *r, unsigned status, const char *hname,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  lm__utf8_scrub(msg); /* a "%.64s" may cut a character in two */
   send_body(r, status, json_pack("{s:s}", "error", msg), NULL, hname, hvalue);
 }
 

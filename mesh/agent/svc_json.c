@@ -246,6 +246,35 @@ int lm__duration_json(const json_t *v, uint64_t *ms) {
   return -1;
 }
 
+/* The length of the valid UTF-8 sequence at `p`, or 0 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p) {
+  unsigned c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+  if (!n || c > 0xf4)
+    return 0;
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+      return 0;
+  if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+      (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+    return 0;
+  return n;
+}
+
+void lm__utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    size_t n = utf8_seq(p);
+    if (n)
+      p += n;
+    else
+      *p++ = '?';
+  }
+}
+
 void lm__duration_format(char *out, size_t cap, uint64_t ms) {
   if (ms == 0) {
     snprintf(out, cap, "0s");

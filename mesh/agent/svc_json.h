@@ -52,6 +52,13 @@ json_t *lm__is_up_json(int up, const lm_is_up_t *r, int stale);
  * member, host is the member's name too. */
 json_t *lm__watch_event_json(const lm_watch_event_t *e);
 
+/* ---- text ---- */
+
+/* Makes `s` valid UTF-8 in place, so JSON can carry it: every byte that
+ * does not start a whole, shortest-form sequence (such as the first half
+ * of a character cut by a "%.64s") becomes '?'. */
+void lm__utf8_scrub(char *s);
+
 /* ---- durations ---- */
 
 /* "500ms", "30s", "5m", "1h", or a bare number of seconds ("30", "0.5");
