@@ -932,6 +932,19 @@ static void refute(swim_core_t *c, swim_inc_t claimed) {
   }
 }
 
+/* A claim about us that nobody signed (an accusation, a digest): nobody
+ * can have seen an incarnation of ours newer than the newest we signed, so
+ * a claim past it is a forgery, taken at our own incarnation. Left alone,
+ * a member could accuse us at the highest incarnation there is, which no
+ * refutation could ever outrank. */
+static void refute_claim(swim_core_t *c, swim_inc_t claimed) {
+  if (inc_cmp(claimed, c->m[0].inc) > 0) {
+    c->st.dropped[SWIM_DROP_ACC_AHEAD]++;
+    claimed = c->m[0].inc;
+  }
+  refute(c, claimed);
+}
+
 static void fence_end(swim_core_t *c) {
   c->fence.on = 0;
   c->fence.nrefuted = 0;
@@ -1091,9 +1104,12 @@ static void add_extra(swim_core_t *c, uint32_t midx) {
 static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   uint32_t idx = find8(c, u->id8);
   if (idx == 0) {
-    if (memcmp(u->id, c->cfg.id, SWIM_ID_LEN) == 0 &&
-        inc_cmp(u->inc, c->m[0].inc) > 0)
-      refute(c, u->inc); /* an old life of ours claims a newer incarnation */
+    int cmp = inc_cmp(u->inc, c->m[0].inc);
+    if (memcmp(u->id, c->cfg.id, SWIM_ID_LEN) == 0 && cmp > 0)
+      refute(c, u->inc); /* an old life of ours (verify_upd checked our own
+                            signature) claims a newer incarnation */
+    else if (cmp < 0)
+      c->st.dropped[SWIM_DROP_REC_STALE]++;
     return;
   }
   if (idx != NONE) {
@@ -1104,6 +1120,8 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
       return;
     }
     if (inc_cmp(u->inc, mm->inc) <= 0) {
+      if (inc_cmp(u->inc, mm->inc) < 0 && inc_cmp(u->inc, mm->rec->inc) < 0)
+        c->st.dropped[SWIM_DROP_REC_STALE]++; /* replayed, or overtaken */
       if (inc_cmp(u->inc, mm->rec->inc) > 0 && mm->status != SWIM_ALIVE) {
         /* newer record, same fate: keep the record fresh for later */
         swim__rec_t *r = swim__rec_get(c->cfg.cache, u);
@@ -1168,13 +1186,26 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   member_t *mm = &c->m[idx];
   if (idx == 0) {
     if (inc_cmp(u->inc, mm->inc) >= 0)
-      refute(c, u->inc);
+      refute_claim(c, u->inc);
     /* either way the sender gets our current record straight back: it
      * accused an incarnation we have refuted, or just now refute (unless
      * we are fenced: then we have nothing to say) */
     if (!c->fence.on)
       add_extra(c, 0);
     return;
+  }
+  /* An accusation is not signed by its subject, so it cannot outrank the
+   * newest incarnation the member signed: one about a later incarnation
+   * (which nobody can have seen) is taken at that one. Otherwise a member
+   * could accuse another at the highest incarnation there is, beyond
+   * anything its refutation could reach. */
+  swim_inc_t ceil = inc_cmp(mm->rec->inc, mm->inc) > 0 ? mm->rec->inc : mm->inc;
+  swim_upd_t clamped;
+  if (inc_cmp(u->inc, ceil) > 0) {
+    c->st.dropped[SWIM_DROP_ACC_AHEAD]++;
+    clamped = *u;
+    clamped.inc = ceil;
+    u = &clamped;
   }
   int kind = u->kind, doubt = 0;
   if (kind == SWIM_UPD_DEAD && (merge || mm->status == SWIM_ALIVE)) {
@@ -1186,6 +1217,8 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
     doubt = 1;
   }
   int cmp = inc_cmp(u->inc, mm->inc);
+  if (cmp < 0 && !merge)
+    c->st.dropped[SWIM_DROP_ACC_STALE]++;
   if (cmp < 0 && mm->status == SWIM_ALIVE && !merge) {
     /* A rumour the member has already refuted: the sender missed the
      * refutation, so it goes straight back (see swim_recv). Without this
@@ -1261,6 +1294,8 @@ static void apply_left(swim_core_t *c, const swim_upd_t *u) {
       refute(c, u->inc);
     return;
   }
+  if (inc_cmp(u->inc, mm->inc) < 0)
+    c->st.dropped[SWIM_DROP_REC_STALE]++;
   if (mm->status == SWIM_LEFT || inc_cmp(u->inc, mm->inc) < 0)
     return;
   if (remember_left(c, u))
@@ -1359,7 +1394,7 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
         enqueue_state(c, idx);
   } else if (state_newer(u->inc, u->status, mm->inc, mm->status)) {
     if (idx == 0) {
-      refute(c, u->inc);
+      refute_claim(c, u->inc);
     } else if (c->nasks < MAX_EXTRAS) {
       for (uint32_t i = 0; i < c->nasks; i++)
         if (c->asks[i] == idx)
@@ -1407,8 +1442,10 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
     if (idx != NONE && c->m[idx].rec->raw_len == u->raw_len &&
         memcmp(c->m[idx].rec->raw, u->raw, u->raw_len) == 0)
       return 0;
-    if (idx == 0)
-      return 0; /* claims about us are refuted, not believed */
+    if (idx == 0 && inc_cmp(u->inc, c->m[0].inc) <= 0)
+      return 0; /* nothing newer about us: ignored */
+    /* a newer record of ours is believed (refuted above) only when it
+     * carries our own signature: an old life of ours */
     if (idx != NONE && inc_cmp(u->inc, c->m[idx].inc) <= 0 &&
         inc_cmp(u->inc, c->m[idx].rec->inc) <= 0)
       return 0; /* no newer than what we hold: apply_alive ignores it, so
@@ -1767,6 +1804,7 @@ static void drop(swim_core_t *c, int rc) {
   case SWIM_EVERSION: reason = SWIM_DROP_VERSION; break;
   case SWIM_ETOOBIG: reason = SWIM_DROP_OVERSIZE; break;
   case SWIM_EBADSIG: reason = SWIM_DROP_BADSIG; break;
+  case SWIM_ESPOOF: reason = SWIM_DROP_SPOOFED; break;
   default: break;
   }
   c->st.dropped[reason]++;
@@ -1888,6 +1926,13 @@ int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
   swim_hdr_t h;
   if ((rc = swim_dec_hdr(buf, len, &off, &c->zone, &h)) != 0)
     goto bad;
+  if (h.from8 && from8 && h.from8 != from8) {
+    /* The transport authenticated one member and the header names
+     * another: a member speaking in someone else's name (acking for a
+     * member that is gone, say). */
+    rc = SWIM_ESPOOF;
+    goto bad;
+  }
   if (!h.from8)
     h.from8 = from8;
   if (!h.from8) {

@@ -95,7 +95,8 @@ extern "C" {
   X(EBUSY, -1208, "core re-entered from a callback")                            \
   X(ESTATE, -1209, "operation not allowed in this state")                       \
   X(ENOTFOUND, -1210, "no such member")                                        \
-  X(ENOSPACE, -1211, "does not fit in a datagram")
+  X(ENOSPACE, -1211, "does not fit in a datagram")                             \
+  X(ESPOOF, -1212, "message names a sender other than the authenticated one")
 #define SWIM_ERR_ENUM(n, v, s) SWIM_##n = v,
 enum { SWIM_OK = 0, SWIM_ERRNO_MAP(SWIM_ERR_ENUM) };
 #undef SWIM_ERR_ENUM
@@ -301,12 +302,24 @@ swim_inc_t swim_self_inc(const swim_core_t *core);
 /* Lifeguard local-health multiplier, 0 (healthy) .. awareness_max. */
 uint32_t swim_local_health(const swim_core_t *core);
 
+/* Why received input was not taken, counted in swim_stats.dropped. The
+ * first six drop a whole message. The last three are single records of an
+ * accepted message, ignored: an alive or leave record older than the one
+ * held (a replay, or gossip overtaken by a newer record); an accusation
+ * about an incarnation the member has already refuted; and an accusation
+ * about an incarnation newer than any the member has signed, which nobody
+ * can have seen: it is taken at the newest signed incarnation instead
+ * (docs/protocol.md, "Accusations"). */
 #define SWIM_DROP_REASONS(X)                                                  \
   X(MALFORMED, "payload_malformed")                                           \
   X(TRUNCATED, "payload_truncated")                                           \
   X(VERSION, "payload_version")                                               \
   X(OVERSIZE, "payload_oversize")                                             \
-  X(BADSIG, "bad_record_signature")
+  X(BADSIG, "bad_record_signature")                                           \
+  X(SPOOFED, "sender_mismatch")                                               \
+  X(REC_STALE, "record_stale")                                                \
+  X(ACC_STALE, "accusation_stale")                                            \
+  X(ACC_AHEAD, "accusation_ahead")
 #define SWIM_DROP_ENUM(n, s) SWIM_DROP_##n,
 enum { SWIM_DROP_REASONS(SWIM_DROP_ENUM) SWIM_DROP__COUNT };
 #undef SWIM_DROP_ENUM
