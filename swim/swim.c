@@ -1187,6 +1187,8 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
   if (idx == 0) {
     if (inc_cmp(u->inc, mm->inc) >= 0)
       refute_claim(c, u->inc);
+    else
+      c->st.dropped[SWIM_DROP_ACC_STALE]++;
     /* either way the sender gets our current record straight back: it
      * accused an incarnation we have refuted, or just now refute (unless
      * we are fenced: then we have nothing to say) */
@@ -2499,6 +2501,16 @@ int swim_member_find8(const swim_core_t *c, uint64_t id8, swim_member_t *out) {
     return SWIM_ENOTFOUND;
   if (out)
     fill_view(c, i, out);
+  return 0;
+}
+
+int swim_member_record(const swim_core_t *c, uint64_t id8,
+                       const uint8_t **raw, size_t *len) {
+  uint32_t i = find8(c, id8);
+  if (i == NONE || !c->m[i].rec)
+    return SWIM_ENOTFOUND;
+  *raw = c->m[i].rec->raw;
+  *len = c->m[i].rec->raw_len;
   return 0;
 }
 

@@ -296,6 +296,11 @@ int swim_member_find(const swim_core_t *core, const uint8_t id[SWIM_ID_LEN],
 /* By the first 8 bytes of the id, big-endian (what envelopes carry). */
 int swim_member_find8(const swim_core_t *core, uint64_t id8,
                       swim_member_t *out);
+/* The exact bytes of the newest alive record held for a member (this node
+ * included), as they are relayed: an encoded update, signature included.
+ * Valid until the next call into the core. */
+int swim_member_record(const swim_core_t *core, uint64_t id8,
+                       const uint8_t **raw, size_t *len);
 /* Members that are alive or suspect, this node included. */
 size_t swim_alive_count(const swim_core_t *core);
 swim_inc_t swim_self_inc(const swim_core_t *core);

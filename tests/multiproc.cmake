@@ -18,6 +18,11 @@
 #                        restart; a dead member's services answer down; a
 #                        service list forged by an insider (tests/tools/
 #                        forge_svc) is dropped and counted
+#   multiproc_insider    a member with a valid certificate forges another's
+#                        records, leave and services, spoofs a sender,
+#                        accuses beyond any signed incarnation, replays and
+#                        floods dead verdicts: nothing believed, nobody
+#                        dead, every attempt counted by reason
 #   multiproc_flood      one agent of 8 flooded at 50,000 datagrams/s
 #                        (random bytes, then tampered real datagrams): no
 #                        member ever seen dead, drops counted, the cost
@@ -52,6 +57,19 @@ add_test(NAME multiproc_services
           $<TARGET_FILE:livemesh> $<TARGET_FILE:forge_svc>)
 set_tests_properties(multiproc_services PROPERTIES
   TIMEOUT 600
+  LABELS "multiproc;slow"
+  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+
+# insider.py: a member with a valid certificate turned hostile
+# (tests/tools/insider.c): forged records, leaves and services in another's
+# name, a spoofed sender, accusations beyond any signed incarnation,
+# replays, a 20 s flood of dead verdicts; nothing believed, nobody dead,
+# every attempt counted by reason.
+add_test(NAME multiproc_insider
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/insider.py
+          $<TARGET_FILE:livemesh> $<TARGET_FILE:insider>)
+set_tests_properties(multiproc_insider PROPERTIES
+  TIMEOUT 300
   LABELS "multiproc;slow"
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 

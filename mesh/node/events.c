@@ -96,7 +96,13 @@ int lm__core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
   (void)meta_len;
   if (!sig)
     return -1;
-  if (name) {
+  if (name && memcmp(id, n->kp.pk, SWIM_ID_LEN) == 0) {
+    /* a record in this node's own name (an earlier life of it, or a
+     * forgery): judged against our own certificate, never deferred */
+    if (strlen(n->cert.name) != name_len ||
+        memcmp(n->cert.name, name, name_len) != 0)
+      return -1;
+  } else if (name) {
     int held = lm__certs_check(n, id, name, name_len);
     if (held < 0) {
       lm__node_log(n, LM_LOG_WARN,
