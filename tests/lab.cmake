@@ -27,8 +27,8 @@ set_tests_properties(lab lab_soak PROPERTIES
   ENVIRONMENT "LIVEMESH=$<TARGET_FILE:livemesh>;PYTHONDONTWRITEBYTECODE=1")
 
 # The flood scenario (one host flooded at 50,000 datagrams/s from a 9th
-# namespace on the bridge) is not in `lab`: it takes a core of its own and
-# would skew the scenarios running beside it. Here 30 s per kind of flood;
+# namespace on the bridge) is not in `lab`: its CPU load would skew the
+# timing-sensitive scenarios `lab` runs beside it. Here 30 s per kind of flood;
 # `scripts/lab.sh flood` runs the full 60 s. It needs build/tests/flood
 # (tests/tools.cmake, built with the tests).
 add_test(NAME lab_flood
