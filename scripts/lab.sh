@@ -5,8 +5,12 @@
 #   scripts/lab.sh soak [--minutes M] [-o json]     churn, invariants checked
 #
 # Scenarios: crash pause loss10 loss20 loss30 inbound80 partition oneway
-# flap newip. Each runs 8 real agents, one per network namespace, on a
+# flap newip, and flood when named (not in the default set: its CPU load
+# would skew the scenarios run beside it). Each runs 8 real agents, one per network namespace, on a
 # bridge of its own (tests/lab/net.sh); the driver is tests/lab/lab.py.
+# flood: LM_LAB_FLOOD_RATE (datagrams/s, default 50000) and
+# LM_LAB_FLOOD_SECONDS (per kind of flood, default 60); it needs the flood
+# tool built beside the agent (build/tests/flood, built with the tests).
 #
 # LIVEMESH: the binary (default build/mesh/livemesh, built by
 # scripts/setup.sh). Needs root: without it, says so and exits 1.

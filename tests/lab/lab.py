@@ -12,6 +12,9 @@
 # (random loss `numgen random mod 100 < P drop`, drops by saddr/daddr for
 # full and one-way partitions, everything dropped for a link that is down)
 # and signals (SIGKILL, SIGSTOP/SIGCONT), plus a restart on a new address.
+# The flood scenario adds a 9th namespace on the bridge that runs no agent
+# and floods one host with datagrams (tests/tools/flood): garbage, then
+# real datagrams captured in the victim's namespace, tampered.
 #
 # Outcomes are read from structured data only: `members` and `stats` over
 # the control socket, `is-up web HOST -o json` through the CLI, and the
@@ -19,7 +22,8 @@
 # when). No assertion is a tight wall-clock bound; the bounds are generous
 # and the measured times are reported.
 #
-#   lab.py BINARY [SCENARIO]... [-o json] [-j N]   scenarios (default: all)
+#   lab.py BINARY [SCENARIO]... [-o json] [-j N]   scenarios (default: all
+#                                                  but flood)
 #   lab.py BINARY soak [--minutes M] [-o json]     churn with invariants
 #   lab.py BINARY --one NAME --net K --result F    one scenario (internal)
 #
@@ -40,18 +44,25 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "multiproc"))
-from cluster import Cluster, ScenarioFailed, log, wait_until  # noqa: E402
+from cluster import (Cluster, ScenarioFailed, _child_setup, log,  # noqa: E402
+                     udp_snmp, wait_until)
+from flood import cpu_s, flood_binary  # noqa: E402
 
 NET = os.path.join(HERE, "net.sh")
+CAPTURE = os.path.join(HERE, "capture.py")
 PORT = 7946
 HOSTS = 8
 SVC = "web"
 
 SCENARIOS = ["crash", "pause", "loss10", "loss20", "loss30", "inbound80",
              "partition", "oneway", "flap", "newip"]
+# run only when named (ctest: lab_flood): 50,000 datagrams a second (the
+# flooder, the kernel forwarding them, the victim) take CPU from the
+# timing-sensitive scenarios run beside it, and theirs blurs its CPU figures
+NAMED_ONLY = ["flood"]
 # longest first, so -j packs them well
-ORDER = ["flap", "partition", "inbound80", "oneway", "loss30", "loss20",
-         "loss10", "pause", "newip", "crash"]
+ORDER = ["flood", "flap", "partition", "inbound80", "oneway", "loss30",
+         "loss20", "loss10", "pause", "newip", "crash"]
 
 
 def net(*args):
@@ -176,6 +187,15 @@ class LabCluster(Cluster):
     def set_ip(self, a, ip):
         net("setip", self.k, a.idx, ip)
         self.ips[a.idx] = ip
+
+    def add_attacker(self):
+        """A 9th namespace on the bridge that runs no agent (net.sh
+        attacker): (namespace, address). Deleted with the network."""
+        ns, addr = net("attacker", self.k).split()
+        return ns, addr
+
+    def bridge_ns(self):
+        return "lmlab%dbr" % self.k
 
     # ---- setup ----
 
@@ -651,6 +671,233 @@ def sc_newip(c, r):
     r.check(r.d["false_dead"] == 0, "healthy members declared dead")
 
 
+# ---- flood ------------------------------------------------------------------
+
+FLOOD_VICTIM = 4
+
+
+def flood_params():
+    """(datagrams per second, seconds per kind): LM_LAB_FLOOD_RATE and
+    LM_LAB_FLOOD_SECONDS, default 50,000 and 60 (ctest's lab_flood: 30)."""
+    try:
+        rate = int(os.environ.get("LM_LAB_FLOOD_RATE", "50000"))
+        secs = float(os.environ.get("LM_LAB_FLOOD_SECONDS", "60"))
+    except ValueError as e:
+        raise ScenarioFailed("flood: bad LM_LAB_FLOOD_RATE/SECONDS: %s" % e)
+    if rate <= 0 or secs <= 0:
+        raise ScenarioFailed("flood: rate and seconds must be positive")
+    return rate, secs
+
+
+def link_drops(ns):
+    """Packets dropped by the links of namespace ns, rx and tx summed (`ip
+    -s -j link`): a veth whose peer's backlog is full drops silently, so
+    these tell a datagram lost on the way from one the agent never read."""
+    p = subprocess.run(["ip", "-n", ns, "-s", "-j", "link", "show"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise ScenarioFailed("ip -n %s link: %s" % (ns, p.stderr.strip()))
+    total = 0
+    for link in json.loads(p.stdout):
+        st = link.get("stats64", {})
+        total += st.get("rx", {}).get("dropped", 0)
+        total += st.get("tx", {}).get("dropped", 0)
+    return total
+
+
+def capture_seeds(c, victim, path, seconds=8.0, limit=400):
+    """Real datagrams from the other agents to the victim, taken off its
+    eth0 inside its namespace (tests/lab/capture.py), written to path in
+    the flood tool's seed format: {"captured", "min_len", "max_len"}."""
+    others = [c.ips[a.idx] for a in c.agents if a is not victim]
+    p = subprocess.run(["ip", "netns", "exec", c.ns(victim), sys.executable,
+                        CAPTURE, "eth0", str(PORT), str(seconds), str(limit),
+                        path] + others,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=seconds + 30)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        raise ScenarioFailed("capture in %s: exit %d: %s" % (
+            c.ns(victim), p.returncode, p.stderr.strip()))
+
+
+def stats_all(c):
+    sts = [c.stats(a) for a in c.agents]
+    missing = [a.name for a, st in zip(c.agents, sts) if st is None]
+    if missing:
+        raise ScenarioFailed("no stats from %s" % missing)
+    return sts
+
+
+def counters(c, victim, namespaces):
+    """What a flood phase is measured by, read before and after it: the
+    victim's stats, CPU seconds and kernel UDP counters (its namespace's),
+    the suspicions raised by all agents, the links' drops."""
+    sts = stats_all(c)
+    return {"stats": sts[victim.idx], "cpu": cpu_s(victim.proc.pid),
+            "udp": udp_snmp(victim.proc.pid),
+            "suspicions": sum(st["suspicions_raised"] for st in sts),
+            "links": sum(link_drops(ns) for ns in namespaces)}
+
+
+def poll_views(c, victim, seen):
+    """One poll of every agent's members: adds (observer, member, status) to
+    seen["bad"] for each member listed dead or left (all are healthy), and
+    counts the polls the victim did not answer."""
+    for o in c.agents:
+        ms_ = c.members(o)
+        if ms_ is None:
+            if o is victim:
+                seen["victim_unanswered"] += 1
+            continue
+        for m in ms_:
+            if m["status"] in ("dead", "left"):
+                seen["bad"].add((o.name, m["name"], m["status"]))
+
+
+def watch(c, victim, others, until, mid=None, proc=None):
+    """Polls the views every 0.5 s until time `until` (or until proc ends);
+    once past time `mid`, asks every other host whether the victim's
+    service is up. {"bad": set, "victim_unanswered": n, "isup_bad": list}."""
+    seen = {"bad": set(), "victim_unanswered": 0, "isup_bad": None}
+    while time.time() < until and (proc is None or proc.poll() is None):
+        poll_views(c, victim, seen)
+        if mid is not None and seen["isup_bad"] is None and time.time() >= mid:
+            seen["isup_bad"] = c.isup_ok(others, [victim], set())
+        time.sleep(0.5)
+    return seen
+
+
+def idle_cpu_share(c, victim, others, seconds):
+    """The victim's CPU share without a flood, under the same polling as
+    during one: what a flood phase's CPU figure is net of."""
+    cpu0, t0 = cpu_s(victim.proc.pid), time.time()
+    watch(c, victim, others, t0 + seconds)
+    return (cpu_s(victim.proc.pid) - cpu0) / max(0.001, time.time() - t0)
+
+
+def run_flooder(atk_ns, flood, target, kind, rate, secs, seedf):
+    args = ["ip", "netns", "exec", atk_ns, flood, "--target", target,
+            "--rate", str(rate), "--seconds", str(secs), "--kind", kind]
+    if kind == "tamper":
+        args += ["--seeds", seedf]
+    # `ip netns exec` execs the flooder, which dies with this driver
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_child_setup)
+
+
+def flood_phase(c, r, env, kind):
+    """One kind of flood for env["seconds"]: watched while it lasts, then
+    measured and checked. The phase's JSON object."""
+    victim, others = env["victim"], env["others"]
+    rate, secs = env["rate"], env["seconds"]
+    before = counters(c, victim, env["namespaces"])
+    t0 = time.time()
+    p = run_flooder(env["atk_ns"], env["flood"], env["target"], kind, rate,
+                    secs, env["seeds"])
+    log("flood: %s at %d/s for %g s from %s to %s" % (
+        kind, rate, secs, env["atk_ns"], env["target"]))
+    seen = watch(c, victim, others, t0 + secs * 1.5 + 30, mid=t0 + secs / 2,
+                 proc=p)
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+        raise ScenarioFailed("flood: the %s flooder did not finish" % kind)
+    out, err = p.communicate()
+    try:
+        sent = json.loads(out)
+    except ValueError:
+        raise ScenarioFailed("flood: the %s flooder: exit %d: %s" % (
+            kind, p.returncode, err.strip()))
+    after = counters(c, victim, env["namespaces"])
+    return phase_result(r, kind, rate, env["idle_share"], sent, before,
+                        after, seen)
+
+
+def phase_result(r, kind, rate, idle_share, sent, before, after, seen):
+    st0, st1 = before["stats"], after["stats"]
+    drops = {k: v - st0["dropped"].get(k, 0) for k, v in st1["dropped"].items()
+             if v - st0["dropped"].get(k, 0) > 0}
+    dropped = sum(drops.values())
+    rcvbuf = after["udp"].get("RcvbufErrors", 0) - before["udp"].get("RcvbufErrors", 0)
+    reached = sent["sent"] - rcvbuf
+    cpu = after["cpu"] - before["cpu"]
+    ph = {"kind": kind, "rate": rate, "seconds": sent["seconds"],
+          "sent": sent["sent"], "send_failed": sent["failed"],
+          "kernel_rcvbuf_dropped": rcvbuf,
+          "link_dropped": after["links"] - before["links"],
+          "reached": reached,
+          "kernel_delivered": after["udp"].get("InDatagrams", 0) -
+          before["udp"].get("InDatagrams", 0),
+          "received": st1["udp_pkts_in"] - st0["udp_pkts_in"],
+          "dropped": drops, "dropped_total": dropped,
+          "cpu_s": round(cpu, 2),
+          "cpu_share": round(cpu / max(0.001, sent["seconds"]), 3),
+          "cpu_us_per_rejected": round(cpu * 1e6 / max(1, dropped), 2),
+          "cpu_us_per_rejected_above_idle": round(
+              max(0.0, cpu - idle_share * sent["seconds"]) * 1e6 / max(1, dropped), 2),
+          "suspicions_raised": after["suspicions"] - before["suspicions"],
+          "dead_or_left_seen": sorted("%s sees %s %s" % b for b in seen["bad"]),
+          "victim_unanswered_polls": seen["victim_unanswered"],
+          "isup_mid_bad": seen["isup_bad"]}
+    log("flood: %s: %s" % (kind, json.dumps(ph, sort_keys=True)))
+    r.check(not seen["bad"], "%s flood: members seen dead or left: %s" % (
+        kind, ph["dead_or_left_seen"][:8]))
+    r.check(seen["victim_unanswered"] == 0, "%s flood: the victim left %d "
+            "members polls unanswered" % (kind, seen["victim_unanswered"]))
+    r.check(seen["isup_bad"] == [], "%s flood: is-up of the victim's service "
+            "mid-flood: %s" % (kind, seen["isup_bad"]))
+    r.check(dropped >= 0.9 * reached, "%s flood: %d dropped of %d that reached "
+            "the victim's socket" % (kind, dropped, reached))
+    return ph
+
+
+def sc_flood(c, r):
+    rate, secs = flood_params()
+    flood = flood_binary(c.bin)
+    if not os.access(flood, os.X_OK):
+        raise ScenarioFailed("%s: not built (it is built with the tests)" % flood)
+    victim = c.agents[FLOOD_VICTIM]
+    others = [a for a in c.agents if a is not victim]
+    atk_ns, atk_ip = c.add_attacker()
+    env = {"victim": victim, "others": others, "rate": rate, "seconds": secs,
+           "flood": flood, "atk_ns": atk_ns,
+           "target": "%s:%d" % (c.ips[victim.idx], PORT),
+           "namespaces": [atk_ns, c.bridge_ns(), c.ns(victim)],
+           "seeds": os.path.join(c.tmp, "seeds.bin")}
+    cap = capture_seeds(c, victim, env["seeds"])
+    if cap["captured"] < 5:
+        raise ScenarioFailed("captured only %d datagrams to %s" % (
+            cap["captured"], victim.name))
+    log("flood: captured %d real datagrams to %s in %s (%d..%d bytes)" % (
+        cap["captured"], victim.name, c.ns(victim), cap["min_len"], cap["max_len"]))
+    env["idle_share"] = idle_cpu_share(c, victim, others, min(10.0, secs))
+    fl = {"rate": rate, "seconds": secs, "victim": victim.name,
+          "target": env["target"], "flooder": "%s in %s" % (atk_ip, atk_ns),
+          "seeds": cap["captured"],
+          "victim_idle_cpu_share": round(env["idle_share"], 4), "phases": []}
+    r.d["flood"] = fl
+    t0 = time.time()
+    for kind in ("garbage", "tamper"):
+        fl["phases"].append(flood_phase(c, r, env, kind))
+    fl["suspicions_raised"] = sum(ph["suspicions_raised"] for ph in fl["phases"])
+    dt = wait_timed(lambda: c.wait_converged(0), 30)
+    r.check(dt is not None, "after the flood: %s" % c.view_summary())
+    r.d["reconverge_ms"] = ms(dt)
+    bad = c.isup_ok(others, [victim], set())
+    r.check(not bad, "is-up of %s's service after the flood: %s" % (victim.name, bad))
+    r.check(c.ping(victim) is not None, "%s does not answer after the flood" % victim.name)
+    count_false(r, c, lambda o, s, t: True, t0)  # every member is healthy
+    r.check(r.d["false_dead"] == 0, "members declared dead during the flood")
+    for ph in fl["phases"]:
+        r.note("%s: %d sent, %d reached the socket, %d dropped by the agent "
+               "(%s), %.2f us CPU per rejected datagram, %d suspicions" % (
+                   ph["kind"], ph["sent"], ph["reached"], ph["dropped_total"],
+                   ", ".join("%s %d" % kv for kv in sorted(ph["dropped"].items())),
+                   ph["cpu_us_per_rejected"], ph["suspicions_raised"]))
+
+
 RUNNERS = {
     "crash": sc_crash,
     "pause": sc_pause,
@@ -662,6 +909,7 @@ RUNNERS = {
     "oneway": lambda c, r: sc_partition(c, r, hold_s=60, oneway=True),
     "flap": sc_flap,
     "newip": sc_newip,
+    "flood": sc_flood,
 }
 
 
@@ -809,11 +1057,11 @@ def main(argv):
             i += 1
         elif a == "soak":
             soak = True
-        elif a in SCENARIOS:
+        elif a in SCENARIOS or a in NAMED_ONLY:
             names.append(a)
         else:
             eprint("lab: unknown scenario or flag %r (scenarios: %s, soak)" % (
-                a, " ".join(SCENARIOS)))
+                a, " ".join(SCENARIOS + NAMED_ONLY)))
             return 2
         i += 1
     def on_signal(sig, frame):

@@ -20,8 +20,10 @@
 # events(i) (the member events parsed from i's log), wait_until(pred, t),
 # kill(i, sig), restart(i) (same key, data dir and port), wait_exit(i).
 # For tests that look at packets (root): Sniffer().capture() takes UDP
-# datagrams off the loopback device, udp_rcvbuf_errors() counts what the
-# kernel dropped for full socket buffers, port_of("HOST:PORT").
+# datagrams off the loopback device (or another one: Sniffer("eth0")),
+# udp_rcvbuf_errors() counts what the kernel dropped for full socket
+# buffers (udp_snmp() gives all the kernel's UDP counters, of the caller's
+# network namespace or a process's), port_of("HOST:PORT").
 # Cluster(..., agent_flags={i: [...]}) gives agent i extra flags (e.g.
 # --allow-exec-checks) on every start.
 #
@@ -470,14 +472,18 @@ class Cluster:
 # ---- packets on the loopback device (hostile.py, flood.py) ----------------
 
 class Sniffer:
-    """Captures UDP datagrams on the loopback device (AF_PACKET; root)."""
+    """Captures UDP datagrams on a device of the caller's network namespace
+    (AF_PACKET; root), the loopback device unless told."""
 
-    def __init__(self):
+    def __init__(self, ifname="lo"):
         self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-        self.s.bind(("lo", 0))
+        self.s.bind((ifname, 0))
         self.s.setblocking(False)
 
-    def capture(self, dport, sports, seconds, limit):
+    def capture(self, dport, sports, seconds, limit, saddrs=None):
+        """The payloads of up to `limit` datagrams to port `dport` from a
+        port in `sports` (and, when saddrs is given, from one of those IPv4
+        addresses: in the lab every agent has the same port)."""
         out = []
         end = time.time() + seconds
         while time.time() < end and len(out) < limit:
@@ -498,21 +504,33 @@ class Sniffer:
                 if ip[9] != 17:
                     continue
                 sp, dp, ulen = struct.unpack("!HHH", ip[ihl:ihl + 6])
+                if saddrs is not None and socket.inet_ntoa(ip[12:16]) not in saddrs:
+                    continue
                 if dp == dport and sp in sports:
                     out.append(bytes(ip[ihl + 8:ihl + ulen]))
         self.s.close()
         return out
 
 
-def udp_rcvbuf_errors():
-    """Datagrams the kernel dropped for a full receive buffer, system-wide
-    (/proc/net/snmp), so that a stalled agent is not blamed for them."""
+def udp_snmp(pid=None):
+    """The kernel's UDP counters ({"InDatagrams": ..., "RcvbufErrors": ...})
+    of the caller's network namespace, or of process pid's (its
+    /proc/PID/net/snmp: an agent in a lab namespace is read without
+    entering it). {} when they cannot be read."""
+    path = "/proc/net/snmp" if pid is None else "/proc/%d/net/snmp" % pid
     try:
-        with open("/proc/net/snmp") as f:
+        with open(path) as f:
             rows = [l.split() for l in f if l.startswith("Udp:")]
-        return int(rows[1][rows[0].index("RcvbufErrors")])
+        return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:])}
     except (OSError, IndexError, ValueError):
-        return 0
+        return {}
+
+
+def udp_rcvbuf_errors(pid=None):
+    """Datagrams the kernel dropped for a full receive buffer (in the
+    caller's network namespace, or pid's), so that a stalled agent is not
+    blamed for them."""
+    return udp_snmp(pid).get("RcvbufErrors", 0)
 
 
 def port_of(addr):

@@ -38,18 +38,32 @@ def check(cond, what):
 
 
 def cpu_s(pid):
+    """CPU seconds process pid has used (utime + stime of /proc/PID/stat)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
+def flood_binary(livemesh):
+    """tests/tools/flood as built beside the agent (build/tests/flood)."""
+    return os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(livemesh))), "tests", "flood")
+
+
+def write_seeds(path, datagrams):
+    """The flood tool's seed file: each datagram as a 2-byte big-endian
+    length and its bytes."""
+    with open(path, "wb") as f:
+        for d in datagrams:
+            f.write(struct.pack("!H", len(d)) + d)
+
+
 def run(binary, seconds=60.0, rate=50000):
     if os.geteuid() != 0:
         raise ScenarioFailed("the flood test captures datagrams on lo "
                              "(AF_PACKET) and needs root")
-    flood = os.path.join(os.path.dirname(os.path.dirname(binary)), "tests",
-                         "flood")
+    flood = flood_binary(binary)
     check(os.access(flood, os.X_OK), "%s: not built" % flood)
     with Cluster(binary, n=N, tag="flood") as c:
         c.start()
@@ -60,9 +74,7 @@ def run(binary, seconds=60.0, rate=50000):
         check(len(seeds) >= 5, "captured only %d datagrams to n%02d" % (
             len(seeds), VICTIM))
         seedf = os.path.join(c.tmp, "seeds.bin")
-        with open(seedf, "wb") as f:
-            for d in seeds:
-                f.write(struct.pack("!H", len(d)) + d)
+        write_seeds(seedf, seeds)
         log("captured %d real datagrams to n%02d (%d..%d bytes)" % (
             len(seeds), VICTIM, min(map(len, seeds)), max(map(len, seeds))))
 
