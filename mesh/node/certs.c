@@ -88,18 +88,34 @@ static int grow(struct lm__certs *c) {
   return 0;
 }
 
-void lm__certs_free(lm_node_t *n) {
-  if (!n->certs)
+void lm__certs_store_free(struct lm__certs *c) {
+  if (!c)
     return;
-  free(n->certs->v);
-  free(n->certs);
+  free(c->v);
+  free(c);
+}
+
+void lm__certs_free(lm_node_t *n) {
+  lm__certs_store_free(n->certs);
   n->certs = NULL;
 }
 
+/* This node's own state (requests), and the store of certificates: the
+ * one of its loop when it shares a record cache (a certificate is then
+ * kept once per process, as records are), else its own. */
 static struct lm__certs *certs(lm_node_t *n) {
   if (!n->certs)
     n->certs = calloc(1, sizeof *n->certs);
   return n->certs;
+}
+
+static struct lm__certs *store(lm_node_t *n) {
+  if (n->records) {
+    if (!n->records->certs)
+      n->records->certs = calloc(1, sizeof *n->records->certs);
+    return n->records->certs;
+  }
+  return certs(n);
 }
 
 /* ---- the shared memo of checked signatures ---- */
@@ -183,7 +199,7 @@ void lm__memo_put(lm_node_t *n, const uint8_t *a, size_t alen,
  * is (now) held; `id` (may be NULL) must be the certificate's key. */
 int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
                   size_t len) {
-  struct lm__certs *c = certs(n);
+  struct lm__certs *c = store(n);
   lm_cert_t cert;
   if (!c || !len || len > LM_CERT_MAX ||
       lm_cert_decode(&cert, raw, len) != (int)len)
@@ -239,7 +255,7 @@ const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len) {
     *len = n->cert_len;
     return n->cert_raw;
   }
-  cert_ent_t *e = find(n->certs, id);
+  cert_ent_t *e = find(store(n), id);
   if (!e)
     return NULL;
   *len = e->len;
@@ -251,12 +267,26 @@ const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len) {
  * record does not match it. */
 int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
                     size_t name_len) {
-  cert_ent_t *e = find(n->certs, id);
+  cert_ent_t *e = find(store(n), id);
   if (!e)
     return 0;
   if (strlen(e->name) != name_len || memcmp(e->name, name, name_len) != 0 ||
       (uint64_t)time(NULL) >= e->expiry)
     return -1;
+  if (n->records) {
+    /* kept by a node of this loop: passed against this node's trusted
+     * keys too? (the memo answers at once; a node that trusts other keys
+     * checks for itself) */
+    const uint8_t *tk = (const uint8_t *)n->trust.keys;
+    size_t tkl = n->trust.count * sizeof n->trust.keys[0];
+    if (!lm__memo_has(n, e->raw, e->len, tk, tkl)) {
+      lm_cert_t cert;
+      if (lm_cert_decode(&cert, e->raw, e->len) != (int)e->len ||
+          lm_cert_verify(&n->trust, &cert, (uint64_t)time(NULL)) != 0)
+        return -1;
+      lm__memo_put(n, e->raw, e->len, tk, tkl);
+    }
+  }
   return 1;
 }
 

@@ -235,6 +235,7 @@ static void free_node(lm_node_t *n) {
   swim_free(n->core);
   if (n->records && --n->records->refs == 0) {
     free(n->records->memo);
+    lm__certs_store_free(n->records->certs);
     swim_rec_cache_free(n->records->cache);
     free(n->records);
   }

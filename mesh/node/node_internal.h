@@ -89,6 +89,7 @@ typedef struct shared_cache {
    * 16-byte digests of (what was checked, against which keys). */
   uint8_t (*memo)[16];
   size_t memo_cap, memo_n;
+  struct lm__certs *certs; /* certs.c: the certificates, kept once */
 } shared_cache_t;
 
 struct lm_node {
@@ -277,6 +278,7 @@ int lm__certs_is_msg(const uint8_t *p, size_t len);
 void lm__certs_recv(lm_node_t *n, const struct sockaddr *from,
                     const uint8_t *p, size_t len);
 void lm__certs_free(lm_node_t *n);
+void lm__certs_store_free(struct lm__certs *c);
 size_t lm__core_cred_get(void *ud, const uint8_t id[SWIM_ID_LEN],
                          const uint8_t **out);
 void lm__core_cred_put(void *ud, const uint8_t id[SWIM_ID_LEN],

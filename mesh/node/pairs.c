@@ -18,7 +18,7 @@
 #include "node_internal.h"
 #include "swim_proto.h"
 
-#define ADDR_SLOTS 1024
+#define ADDR_SLOTS 256
 
 typedef struct pair_ent {
   lm_pair_t p;
