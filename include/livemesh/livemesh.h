@@ -255,6 +255,15 @@ typedef struct lm_stats {
   /* check runs by kind (LM_CHECK_TTL..LM_CHECK_EXEC, minus one) and
    * result (ok, fail, timeout) */
   uint64_t check_runs[5][3];
+  /* Probing: pings sent over the stream when datagrams went unanswered,
+   * and the probes they saved; times this node found itself deaf and
+   * fenced itself off, and times it came back (docs/protocol.md) */
+  uint64_t stream_pings, stream_rescues, fences, unfences;
+  /* Wire: certificates asked of others, asked of us, and learned; pair
+   * keys derived (one per member talked to); records set aside until
+   * their author's certificate arrived */
+  uint64_t cert_requests_sent, cert_requests_received, certs_learned;
+  uint64_t pair_keys_derived, records_deferred;
 } lm_stats_t;
 int lm_node_stats(lm_node_t *node, lm_stats_t *out);
 

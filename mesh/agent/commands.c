@@ -118,6 +118,15 @@ static json_t *stats_json(agent_t *a, char *err, size_t cap) {
   PUT("probes_failed", st.probes_failed);
   PUT("suspicions_raised", st.suspicions_raised);
   PUT("refutes", st.refutes);
+  PUT("stream_pings", st.stream_pings);
+  PUT("stream_rescues", st.stream_rescues);
+  PUT("fences", st.fences);
+  PUT("unfences", st.unfences);
+  PUT("cert_requests_sent", st.cert_requests_sent);
+  PUT("cert_requests_received", st.cert_requests_received);
+  PUT("certs_learned", st.certs_learned);
+  PUT("pair_keys_derived", st.pair_keys_derived);
+  PUT("records_deferred", st.records_deferred);
   PUT("send_errors", st.send_errors);
   PUT("conns_refused", st.conns_refused);
   PUT("dropped_total", st.dropped_total);

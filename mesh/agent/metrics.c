@@ -252,6 +252,29 @@ char *lm__metrics_text(const lm__metrics_input_t *in) {
       "Suspicions this node raised about others.", st->suspicions_raised);
   one(&b, "livemesh_refutations_total", "counter",
       "Suspicions about this node that it refuted.", st->refutes);
+  one(&b, "livemesh_stream_pings_total", "counter",
+      "Pings sent over the stream after datagrams went unanswered.",
+      st->stream_pings);
+  one(&b, "livemesh_stream_rescues_total", "counter",
+      "Probes answered only over the stream.", st->stream_rescues);
+  one(&b, "livemesh_fences_total", "counter",
+      "Times this node found itself deaf and stopped refuting.", st->fences);
+  one(&b, "livemesh_unfences_total", "counter",
+      "Times a fenced node heard again and came back.", st->unfences);
+  one(&b, "livemesh_cert_requests_sent_total", "counter",
+      "Certificates this node asked other members for.",
+      st->cert_requests_sent);
+  one(&b, "livemesh_cert_requests_received_total", "counter",
+      "Certificate requests other members sent this node.",
+      st->cert_requests_received);
+  one(&b, "livemesh_certs_learned_total", "counter",
+      "Members' certificates verified and kept.", st->certs_learned);
+  one(&b, "livemesh_pair_keys_derived_total", "counter",
+      "Pairwise keys derived (one per member this node talks to).",
+      st->pair_keys_derived);
+  one(&b, "livemesh_records_deferred_total", "counter",
+      "Records set aside until their author's certificate arrived.",
+      st->records_deferred);
   one(&b, "livemesh_updates_sent_total", "counter",
       "Membership records piggybacked on messages.", st->updates_sent);
   one(&b, "livemesh_updates_applied_total", "counter",

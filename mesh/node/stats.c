@@ -22,6 +22,10 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->send_errors = CNT_GET(n->send_errors);
   o->conns_refused = CNT_GET(n->conn_refused);
   o->test_dropped = CNT_GET(n->test_dropped);
+  o->cert_requests_sent = CNT_GET(n->cert_reqs_out);
+  o->cert_requests_received = CNT_GET(n->cert_reqs_in);
+  o->certs_learned = CNT_GET(n->certs_learned);
+  o->pair_keys_derived = CNT_GET(n->pairs_derived);
   for (int i = 0; i < LM_TRUST_ERR_COUNT; i++) {
     uint64_t d = CNT_GET(n->drops[i]);
     if (!d)
@@ -45,6 +49,11 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->nacks = s->nacks;
   o->updates_sent = s->updates_sent;
   o->updates_applied = s->updates_applied;
+  o->stream_pings = s->stream_pings;
+  o->stream_rescues = s->stream_rescues;
+  o->fences = s->fences;
+  o->unfences = s->unfences;
+  o->records_deferred = s->records_deferred;
   o->local_health = swim_local_health(n->core);
   o->members = swim_member_count(n->core);
   o->alive = swim_alive_count(n->core);
