@@ -11,12 +11,13 @@
 # its job).
 #   scripts/sim-partitions.sh            200 seeds at 40 and 128, 10 at 1,000
 #   SEEDS=50 BIG_SEEDS=4 JOBS=2 scripts/sim-partitions.sh
+#   LIVEMESH_SIM=PATH picks another build of the simulator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${SEEDS:-200}
 big_seeds=${BIG_SEEDS:-10}
 jobs=${JOBS:-2}
-sim=build/sim/livemesh-sim
+sim=${LIVEMESH_SIM:-build/sim/livemesh-sim}
 [ -x "$sim" ] || scripts/setup.sh
 # name|flags (at 40 and 128 nodes: join, cut at 20 s for 60 s, 120 s run)
 small=(

@@ -41,6 +41,7 @@
 #define SOON_PROBERS 8     /* members expected to probe a new suspect early */
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 /* Self-fencing of a deaf member (docs/protocol.md, "Deaf members"). */
+#define RETRY_QUIET_MS 20000 /* see retry_worth() */
 #define FENCE_REFUTES 8       /* refutations ... */
 #define FENCE_REFUTE_MS 20000 /* ... within this long, */
 #define FENCE_SAMPLES 8       /* and of the last replies our probes expected */
@@ -136,7 +137,9 @@ struct swim_core {
 
   struct {
     int active, acked, indirect, rescued;
-    int direct;      /* the target itself acked a datagram */
+    int direct;  /* the target itself acked the first ping */
+    int retried; /* the last direct ping, halfway to the verdict, went out */
+    int late;    /* the target acked after that */
     uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
   } probe;
@@ -1546,6 +1549,8 @@ static void probe_start(swim_core_t *c) {
   c->probe.direct = 0;
   c->probe.indirect = c->fence.on;
   c->probe.rescued = 0;
+  c->probe.retried = 0;
+  c->probe.late = 0;
   c->probe.seq_stream = 0;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
@@ -1626,6 +1631,23 @@ static void probe_indirect(swim_core_t *c) {
   }
 }
 
+/* Halfway between going indirect and the verdict, a last direct ping: a
+ * datagram lost to chance is the common reason a probe goes unanswered,
+ * and one more small datagram is far cheaper than a suspicion and its
+ * refutation sent to everybody. Only from a node in good health (local
+ * health 0: a node that hears badly would save itself with it) to a
+ * member that has been alive and quiet for RETRY_QUIET_MS (one that keeps
+ * being suspected, a deaf one, is judged without it). */
+static int retry_worth(const swim_core_t *c) {
+  const member_t *m = &c->m[c->probe.target];
+  return c->lhm == 0 && m->status == SWIM_ALIVE &&
+         c->now >= m->since + RETRY_QUIET_MS;
+}
+
+static uint64_t probe_retry_at(const swim_core_t *c) {
+  return c->probe.t_indirect + (c->probe.t_end - c->probe.t_indirect) / 2;
+}
+
 static void probe_end(swim_core_t *c) {
   c->probe.active = 0;
   uint32_t t = c->probe.target;
@@ -1641,15 +1663,26 @@ static void probe_end(swim_core_t *c) {
     /* a probe rescued by the stream says nothing of our datagram hearing:
      * its helpers' replies (or their silence) do */
     fence_sample(c, c->probe.direct);
-    if (!c->probe.direct && c->probe.acked && !c->probe.rescued) {
+    if (!c->probe.direct && c->probe.acked && !c->probe.rescued &&
+        !c->probe.late) {
       fence_sample(c, 1);
-    } else if (!c->probe.acked || c->probe.rescued) {
+    } else if (!c->probe.acked || c->probe.rescued || c->probe.late) {
       for (uint32_t i = 0; i < c->probe.nacks_expected; i++)
         fence_sample(c, i < c->probe.nacks);
     }
   }
+  /* Lifeguard: missing nacks mean our own links or CPU are the problem.
+   * A probe saved only by the last direct ping counts as failed here (a
+   * member that hears badly would otherwise keep its local health, and
+   * never find itself deaf); a probe answered in time is a sign of
+   * health. */
+  int delta = 1;
+  if (c->probe.nacks_expected)
+    delta = c->probe.nacks < c->probe.nacks_expected
+                ? (int)(c->probe.nacks_expected - c->probe.nacks)
+                : 0; /* helpers answered: the target is the problem */
   if (c->probe.acked) {
-    lhm_add(c, -1);
+    lhm_add(c, c->probe.retried ? delta : -1);
     if (tm->rec && tm->id8 == c->probe.target8 && tm->susp) {
       /* The suspect answered (directly or through a helper): whatever the
        * suspicion said, it is up. Its refutation is on the way (our ping
@@ -1665,12 +1698,6 @@ static void probe_end(swim_core_t *c) {
     return;
   }
   c->st.probes_failed++;
-  /* Lifeguard: missing nacks mean our own links or CPU are the problem */
-  int delta = 1;
-  if (c->probe.nacks_expected)
-    delta = c->probe.nacks < c->probe.nacks_expected
-                ? (int)(c->probe.nacks_expected - c->probe.nacks)
-                : 0; /* helpers answered: the target is the problem */
   lhm_add(c, delta);
   if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on ||
       fence_probation(c))
@@ -1856,8 +1883,12 @@ static void handle_hdr(swim_core_t *c, const swim_addr_t *from,
   case SWIM_MSG_ACK:
     if (c->probe.active && h->seq == c->probe.seq) {
       c->probe.acked = 1;
-      if (h->from8 == c->probe.target8)
+      /* only the first ping's ack samples our hearing (the deafness
+       * check): the retry's would give a deaf member a second chance */
+      if (h->from8 == c->probe.target8 && !c->probe.retried)
         c->probe.direct = 1;
+      else if (h->from8 == c->probe.target8)
+        c->probe.late = 1;
     }
     /* a stream ping's ack rescues the probe but is not a direct datagram
      * ack: a fenced member counts only those to tell it hears again */
@@ -2129,6 +2160,18 @@ void swim_tick(swim_core_t *c, uint64_t now) {
   if (c->probe.active && !c->probe.acked && !c->probe.indirect &&
       now >= c->probe.t_indirect)
     probe_indirect(c);
+  if (c->probe.active && !c->probe.acked && c->probe.indirect &&
+      !c->probe.retried && retry_worth(c) &&
+      now >= probe_retry_at(c)) {
+    /* halfway to the verdict, a last direct try */
+    c->probe.retried = 1;
+    member_t *tm = &c->m[c->probe.target];
+    if (tm->rec && tm->id8 == c->probe.target8) {
+      swim_hdr_t h = hdr(c, SWIM_MSG_PING, c->probe.seq, c->probe.target8);
+      c->st.pings++;
+      send_dgram(c, &tm->rec->addr, &h, c->probe.target, 0);
+    }
+  }
   if (c->probe.active && (now >= c->probe.t_end || c->probe.acked))
     probe_end(c);
   if (!c->leaving && now >= c->next_probe)
@@ -2246,6 +2289,9 @@ uint64_t swim_next_deadline(const swim_core_t *c) {
   if (c->probe.active) {
     if (!c->probe.indirect)
       MIN_(c->probe.t_indirect);
+    else if (!c->probe.retried && !c->probe.acked &&
+             retry_worth(c))
+      MIN_(probe_retry_at(c));
     MIN_(c->probe.t_end);
   }
   for (uint32_t i = 0; i < c->fwd.n; i++)
