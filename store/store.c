@@ -339,7 +339,7 @@ static group_t *group_find(const lm_store_t *st, int kind, const char *k1,
   for (hnode_t *n = ht_first(&st->groups[kind], h); n; n = n->next) {
     group_t *g = CONTAINER(n, group_t, hn);
     if (n->hash == h && strcmp(g->k1, k1) == 0 &&
-        (kind != G_TH || strcmp(g->k2, k2) == 0))
+        (kind != G_TH || (k2 && strcmp(g->k2, k2) == 0)))
       return g;
   }
   return NULL;

@@ -230,7 +230,7 @@ static void test_writer_checks(void **state) {
                    LM_STORE_EINVAL);
   m.status = LM_STORE_ALIVE;
   /* a list of another member */
-  size_t rl, bl;
+  size_t rl = 0, bl = 0;
   uint8_t *raw = fx_list(2, 1, &rl, &bl);
   m.svc_raw = raw;
   m.svc_raw_len = rl;
