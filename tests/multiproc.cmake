@@ -30,12 +30,14 @@
 #                        expired or not yet valid certificate; a node that
 #                        presents one anyway (tests/tools/cert_joiner) is
 #                        never listed and its frames are counted
-#                        (cert_expired, cert_not_yet_valid); the cluster
+#                        (cert_expired, cert_not_yet_valid); a member whose
+#                        certificate expires is declared dead; the cluster
 #                        key rotates A -> B (SIGHUP, a certificate from B
 #                        for each agent, restarts one at a time, A
-#                        removed) with nobody ever dead; a valid
-#                        certificate from A is then refused everywhere
-#                        (cert_untrusted)
+#                        removed) with none of the 8 ever dead, a member
+#                        left with a certificate from A declared dead; a
+#                        valid certificate from A is then refused
+#                        everywhere (cert_untrusted)
 # Labelled "slow": the sanitizer run of the suite excludes them.
 if(NOT TARGET livemesh)
   return()

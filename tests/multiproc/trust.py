@@ -29,7 +29,10 @@
 #              count their frames (dropped "cert_expired" and
 #              "cert_not_yet_valid" grew); the joiners say they sent join
 #              frames and saw nobody but themselves; the 8 still all see
-#              each other alive.
+#              each other alive. Meanwhile an agent "x-short" whose
+#              certificate is valid for 20 s is admitted (listed alive by
+#              all 8) and, once its certificate has expired, declared dead
+#              by all 8 (not before).
 #  rotation    The cluster key rotates from A to B as docs/trust.md says:
 #              1. every agent's config gets [A, B], SIGHUP. Proof that each
 #                 agent now accepts B: an agent "pb" with a certificate from
@@ -42,16 +45,20 @@
 #                 start), each time until all 8 see all 8 alive, the
 #                 restarted one at its new generation.
 #              3. every agent's config gets [B] alone, SIGHUP.
+#              An agent "y-old" with a certificate from A that is never
+#              renewed joins after step 1 and is listed alive by all 8 until
+#              step 3; after step 3 all 8 declare it dead ("nodes whose
+#              certificates it signed drop out", docs/trust.md).
 #              Then an agent "xa" whose certificate from A is valid (365
 #              days, unexpired) and which trusts A and B joins through all
 #              8. Asserted: xa is never listed by any of the 8 over ~15 s;
 #              every one of the 8 counts "cert_untrusted" drops (so every
 #              agent's reload took effect); xa sees only itself; the 8 all
 #              see each other alive. Throughout the rotation, from the
-#              watches and from polling the views: nobody is ever dead; the
-#              only member ever seen left is the one being restarted at the
-#              time (and pb when it leaves); suspicions are counted and
-#              printed, not failed.
+#              watches and from polling the views: none of the 8 is ever
+#              dead; the only member ever seen left is the one being
+#              restarted at the time (and pb when it leaves); suspicions are
+#              counted and printed, not failed.
 import base64
 import json
 import os
@@ -69,7 +76,10 @@ from cluster import (Cluster, ScenarioFailed, _child_setup, log,  # noqa: E402
 
 N = 8
 POLL_S = 15
+SHORT_S = 20  # x-short's certificate: valid this long after it is issued
 INTRUDERS = ("x-exp", "x-nyv", "xa")
+# admitted, and then out: they may be listed, suspected, dead, never left
+DROPPED = ("x-short", "y-old")
 
 
 def check(cond, sc, what):
@@ -290,12 +300,35 @@ def finish_joiner(name, p):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def wait_all_see(c, name, status, timeout):
+    """Until every one of the 8 holds `name` in `status`; the seconds it
+    took, or None."""
+    t0 = time.monotonic()
+    ok = wait_until(lambda: all(c.status_of(a, name) == status
+                                for a in c.agents), timeout, 0.25)
+    return time.monotonic() - t0 if ok else None
+
+
 def scenario_expired(c, tools, keys, obs):
     sc = "expired"
     obs.phase = "expired"
     seeds = c.agents[:2]
-    before = all_stats(c)
     ka, pa = keys["A"]
+    # an agent whose certificate expires SHORT_S seconds from now: admitted
+    # while it holds, declared dead by all once it has expired
+    short = c.new_agent("x-short", ka, pa)
+    c.extra.append(short)
+    info = mkcert(tools, ka, short, os.path.join(short.home, "node.cert"),
+                  -60, SHORT_S)
+    t_short = time.monotonic()
+    c.spawn(short, join=[a.addr for a in seeds])
+    c.wait_started(short)
+    check(wait_all_see(c, "x-short", "alive", 10) is not None, sc,
+          "x-short (certificate valid for %d s more) is not listed alive by "
+          "all 8: %s" % (SHORT_S, {a.name: c.status_of(a, "x-short")
+                                  for a in c.agents}))
+    t_short_in = time.monotonic() - t_short
+    before = all_stats(c)
     j_exp = start_joiner(c, tools, "x-exp", ka, pa, -7200, -3600, seeds,
                          POLL_S + 3)
     j_nyv = start_joiner(c, tools, "x-nyv", ka, pa, 3600, 7200, seeds,
@@ -321,6 +354,19 @@ def scenario_expired(c, tools, keys, obs):
               (name, r))
         check([m["name"] for m in r["members"]] == [name], sc,
               "%s saw members %s" % (name, r["members"]))
+    expiry_at = t_short + (info["expiry"] - info["now"])
+    t_dead = wait_all_see(c, "x-short", "dead",
+                          max(5, expiry_at - time.monotonic()) + 30)
+    check(t_dead is not None, sc, "x-short, whose certificate expired, is "
+          "not declared dead by all 8: %s" % {
+              a.name: c.status_of(a, "x-short") for a in c.agents})
+    t_out = time.monotonic() - expiry_at
+    check(t_out >= -1, sc, "x-short declared dead %.1f s before its "
+          "certificate expired" % -t_out)
+    check(short.proc.poll() is None, sc, "x-short exited: %s" %
+          c.log_tail(short))
+    c.kill(short, signal.SIGKILL)
+    c.wait_exit(short)
     if not c.wait_converged(30):
         raise ScenarioFailed("expired: the %d do not all see each other "
                              "alive: %s" % (N, c.view_summary()))
@@ -331,6 +377,10 @@ def scenario_expired(c, tools, keys, obs):
         "%d s of polling; drops that grew: %s" % (
             res["x-exp"]["tcp_frames_out"], res["x-nyv"]["tcp_frames_out"], N,
             POLL_S, grew))
+    log("SUMMARY expired: x-short (an agent whose certificate expired %d s "
+        "after it was issued) was listed alive by all %d %.1f s after it "
+        "started, and declared dead by all %.1f s after its certificate "
+        "expired" % (SHORT_S, N, t_short_in, t_out))
 
 
 # ---- rotation -----------------------------------------------------------------
@@ -386,6 +436,19 @@ def scenario_rotation(c, tools, keys, obs):
     wait_until(
         lambda: all(c.status_of(a, "pb") == "left" for a in c.agents), 15)
 
+    # a member with a certificate from A that nobody will renew: in the mesh
+    # during the restarts, out once A is removed
+    yold = c.new_agent("y-old", ka, pa)
+    c.extra.append(yold)
+    c.spawn(yold, join=[a.addr for a in c.agents],
+            extra_args=["--cluster-key", pb_])
+    c.wait_started(yold)
+    check(wait_all_see(c, "y-old", "alive", 20) is not None, sc,
+          "y-old (certificate from A) is not listed alive by all 8 while A "
+          "and B are trusted: %s" % {a.name: c.status_of(a, "y-old")
+                                     for a in c.agents})
+    with_y = {a.name for a in c.agents} | {"y-old"}
+
     # 2. a certificate from B for every agent, one restart at a time. n00
     # started alone; like any agent it needs a seed to come back through.
     c.agents[0].join = [c.agents[1].addr]
@@ -409,14 +472,24 @@ def scenario_rotation(c, tools, keys, obs):
                                  "certificate from B, not everybody sees it "
                                  "alive at generation %d: %s" % (
                                      a.name, a.generation, c.view_summary()))
-        check(c.wait_converged(30), sc, "after restarting %s: %s" % (
-            a.name, c.view_summary()))
+        check(c.wait_converged(30, expect=with_y), sc, "after restarting "
+              "%s: %s" % (a.name, c.view_summary()))
         restarts.append((a.name, time.monotonic() - t0))
         obs.phase = "between-restarts"
 
     # 3. trust B alone
     obs.phase = "remove-A"
+    t_removed = time.monotonic()
     reload_all(c, [pb_])
+    t_yold = wait_all_see(c, "y-old", "dead", 30)
+    check(t_yold is not None, sc, "y-old, whose certificate comes from the "
+          "removed key A, is not declared dead by all 8: %s" % {
+              a.name: c.status_of(a, "y-old") for a in c.agents})
+    t_yold = time.monotonic() - t_removed
+    check(yold.proc.poll() is None, sc, "y-old exited: %s" % c.log_tail(yold))
+    # gone before xa comes, so that the drops counted next are xa's alone
+    c.kill(yold, signal.SIGKILL)
+    c.wait_exit(yold)
     check(c.wait_converged(10), sc, "after removing A: %s" % c.view_summary())
     t_rotation = time.monotonic() - t_rot
 
@@ -455,6 +528,9 @@ def scenario_rotation(c, tools, keys, obs):
         name, new = ev.get("name"), ev.get("new")
         if name in INTRUDERS:
             bad.append((phase, who, name, new))
+        elif name in DROPPED:
+            if new == "left":
+                bad.append((phase, who, name, new))
         elif new == "dead":
             bad.append((phase, who, name, new))
         elif new == "left":
@@ -482,13 +558,15 @@ def scenario_rotation(c, tools, keys, obs):
         "from B, listed alive by all %d %.1f s after it started; restarts with "
         "the certificate from B, s until all see it at its new generation: "
         "%s); %d member transitions watched, %d view samples polled: nobody "
-        "dead, left only while restarting (%d such), suspicions %d %s; then "
-        "xa (valid certificate from the removed key A) never listed by any "
-        "of the %d in %d s; cert_untrusted counted by every agent: %s" % (
+        "of the %d dead, left only while restarting (%d such), suspicions "
+        "%d %s; y-old (certificate from A, never renewed) declared dead by "
+        "all %.1f s after A was removed; then xa (valid certificate from the "
+        "removed key A) never listed by any of the %d in %d s; "
+        "cert_untrusted counted by every agent: %s" % (
             t_rotation, N, N, t_probe,
             ", ".join("%s %.1f" % r for r in restarts), len(rot_events),
-            len(samples), len(lefts), len(susp), susp[:5], N, POLL_S,
-            {n: v.get("cert_untrusted") for n, v in d.items()}))
+            len(samples), N, len(lefts), len(susp), susp[:5], t_yold, N,
+            POLL_S, {n: v.get("cert_untrusted") for n, v in d.items()}))
 
 
 def tool_paths(binary, argv):
