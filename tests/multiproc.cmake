@@ -31,6 +31,18 @@
 #                        last-known view, stale with an age, until the
 #                        others are back; a truncated or foreign-looking
 #                        snapshot gives one warning and an empty view
+#   multiproc_trust      8 agents: an agent refuses to start with its own
+#                        expired or not yet valid certificate; a node that
+#                        presents one anyway (tests/tools/cert_joiner) is
+#                        never listed and its frames are counted
+#                        (cert_expired, cert_not_yet_valid); a member whose
+#                        certificate expires is declared dead; the cluster
+#                        key rotates A -> B (SIGHUP, a certificate from B
+#                        for each agent, restarts one at a time, A
+#                        removed) with none of the 8 ever dead, a member
+#                        left with a certificate from A declared dead; a
+#                        valid certificate from A is then refused
+#                        everywhere (cert_untrusted)
 # Labelled "slow": the sanitizer run of the suite excludes them.
 if(NOT TARGET livemesh)
   return()
@@ -82,6 +94,18 @@ add_test(NAME multiproc_flood
   COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/flood.py
           $<TARGET_FILE:livemesh> 30 50000)
 set_tests_properties(multiproc_flood PROPERTIES
+  TIMEOUT 300
+  LABELS "multiproc;slow"
+  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+
+# trust.py drives the two certificate tools of tests/tools.cmake: mkcert
+# issues certificates with chosen dates or from another cluster key,
+# cert_joiner presents one on the wire.
+add_test(NAME multiproc_trust
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/trust.py
+          $<TARGET_FILE:livemesh> $<TARGET_FILE:mkcert>
+          $<TARGET_FILE:cert_joiner>)
+set_tests_properties(multiproc_trust PROPERTIES
   TIMEOUT 300
   LABELS "multiproc;slow"
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")

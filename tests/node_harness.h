@@ -66,6 +66,7 @@ typedef struct node_spec {
   int cert_key;   /* which cluster key signs the certificate: 0 or 1 */
   unsigned trust; /* bit 0: trust key A, bit 1: key B; 0 means A */
   int threaded;   /* loop == NULL */
+  uint64_t valid_s; /* the certificate's validity from now; 0: an hour */
   lm_event_cb on_event; /* NULL: record into the tnode */
   void *event_ud;
 } node_spec_t;
@@ -138,7 +139,8 @@ static inline tnode_t *node_add(cluster_t *c, const node_spec_t *s) {
   t->threaded = s->threaded;
   snprintf(t->name, sizeof t->name, "%s", s->name);
   lm_identity_t id;
-  assert_int_equal(lm_identity_issue(&id, s->name, c->sk[s->cert_key], 3600),
+  assert_int_equal(lm_identity_issue(&id, s->name, c->sk[s->cert_key],
+                                     s->valid_s ? s->valid_s : 3600),
                    0);
   uint8_t trusted[2][LM_PUBLICKEY_BYTES];
   size_t nt = 0;

@@ -4,7 +4,8 @@
  * Real nodes on 127.0.0.1 with real sockets, signatures and certificates,
  * one uv loop per test. The scenarios read the way an embedder would use
  * the library: nodes join and converge, a crash is detected, a leave is
- * seen as a leave, an outsider is kept out, keys rotate, bad options are
+ * seen as a leave, an outsider is kept out, keys rotate, a removed cluster
+ * key or an expired certificate puts its member out, bad options are
  * refused, a forked child cannot touch the parent's node, threaded nodes
  * run beside a loop-based one, a hundred nodes share a loop, callbacks
  * re-enter the API, and junk on the wire is dropped and counted.
@@ -161,6 +162,66 @@ static void test_rotation_two_keys(void **state) {
   assert_int_equal(status_of(a, "new-0"), LM_ALIVE);
   assert_int_equal(status_of(b, "new-0"), LM_ALIVE);
   assert_int_equal(status_of(n, "old-1"), LM_ALIVE);
+  cluster_free(c);
+}
+
+/* Removing a cluster key (lm_node_set_trusted) is removing the members
+ * whose certificates it signed, those already admitted included: they are
+ * no longer talked to, fail their probes and are declared dead, while the
+ * members with a certificate from the key kept stay alive. */
+static void test_removed_key_drops_members(void **state) {
+  (void)state;
+  watchdog(120);
+  cluster_t *c = cluster_new(500, 250);
+  node_spec_t sa = {.name = "b-0", .cert_key = 1, .trust = 3};
+  node_spec_t sb = {.name = "b-1", .cert_key = 1, .trust = 3};
+  node_spec_t sy = {.name = "old-y", .cert_key = 0, .trust = 3};
+  tnode_t *a = node_add(c, &sa);
+  tnode_t *b = node_add(c, &sb);
+  tnode_t *y = node_add(c, &sy);
+  join(b, a);
+  join(y, a);
+  assert_true(wait_converged(c, 0, 3, 3, 20000));
+  /* key A (index 0) removed on a and b; y keeps trusting both */
+  const uint8_t(*only_b)[LM_PUBLICKEY_BYTES] =
+      (const uint8_t(*)[LM_PUBLICKEY_BYTES])c->pk[1];
+  assert_int_equal(lm_node_set_trusted(a->node, only_b, 1), 0);
+  assert_int_equal(lm_node_set_trusted(b->node, only_b, 1), 0);
+  status_arg_t dead = {c, 0, 2, y, LM_DEAD};
+  assert_true(run_until(c, all_see, &dead, 30000));
+  assert_int_equal(status_of(a, "b-1"), LM_ALIVE);
+  assert_int_equal(status_of(b, "b-0"), LM_ALIVE);
+  /* and it stays out, however long it keeps talking */
+  run_for(c, 3000);
+  assert_int_equal(status_of(a, "old-y"), LM_DEAD);
+  assert_int_equal(status_of(b, "old-y"), LM_DEAD);
+  assert_int_equal(alive_count(a), 2);
+  assert_int_equal(alive_count(b), 2);
+  cluster_free(c);
+}
+
+/* A member whose certificate expires while it runs is dropped the same
+ * way: declared dead by the others once the expiry has passed. */
+static void test_expired_member_drops_out(void **state) {
+  (void)state;
+  watchdog(120);
+  cluster_t *c = cluster_new(500, 250);
+  tnode_t *a = add(c, "a0");
+  tnode_t *b = add(c, "a1");
+  node_spec_t sy = {.name = "short", .valid_s = 8};
+  uv_update_time(&c->loop);
+  uint64_t t0 = uv_now(&c->loop);
+  tnode_t *y = node_add(c, &sy);
+  join(b, a);
+  join(y, a);
+  /* admitted while its certificate holds (it does for 8 s) */
+  assert_true(wait_converged(c, 0, 3, 3, 6000));
+  status_arg_t dead = {c, 0, 2, y, LM_DEAD};
+  assert_true(run_until(c, all_see, &dead, 40000));
+  uv_update_time(&c->loop);
+  assert_true(uv_now(&c->loop) - t0 >= 7000); /* not before it expired */
+  assert_int_equal(status_of(a, "a1"), LM_ALIVE);
+  assert_int_equal(status_of(b, "a0"), LM_ALIVE);
   cluster_free(c);
 }
 
@@ -671,6 +732,8 @@ int main(void) {
       cmocka_unit_test(test_converge_crash_leave),
       cmocka_unit_test(test_untrusted_never_admitted),
       cmocka_unit_test(test_rotation_two_keys),
+      cmocka_unit_test(test_removed_key_drops_members),
+      cmocka_unit_test(test_expired_member_drops_out),
       cmocka_unit_test(test_fork_guard),
       cmocka_unit_test(test_threaded),
       cmocka_unit_test(test_callbacks_reenter),

@@ -222,8 +222,11 @@ int lm_node_bound_addr(lm_node_t *node, char *out, size_t cap);
 /* Replace this node's application metadata (<= 256 bytes) and gossip it. */
 int lm_node_set_meta(lm_node_t *node, const uint8_t *meta, size_t len);
 /* Replace the trusted cluster keys (key rotation without a restart). The
- * node's own certificate must still verify under the new set. Members
- * already admitted stay; new records are checked against the new set. */
+ * node's own certificate must still verify under the new set. The members
+ * already admitted are judged again: one whose certificate a removed key
+ * signed is no longer talked to and is declared dead once its probes fail,
+ * until it presents a certificate that verifies. (A member whose
+ * certificate expires goes the same way.) */
 int lm_node_set_trusted(lm_node_t *node,
                         const uint8_t (*trusted)[LM_PUBLICKEY_BYTES],
                         size_t ntrusted);

@@ -17,6 +17,15 @@
  * mark, other kinds). A certificate is kept only once lm_cert_verify
  * accepted it, so nothing in this cache was forged; the records of its
  * member are still checked against the member's own key.
+ *
+ * A member is talked to only while its certificate holds (lm__certs_ok,
+ * asked by the envelope's key and pair lookups for every datagram and
+ * stream frame without a certificate): once it expires, or once the trust
+ * set no longer has the key that signed it (lm_node_set_trusted; the held
+ * certificates are checked again at the next lookup), the member's
+ * messages are dropped like a stranger's, it fails its probes and is
+ * declared dead, and a certificate that verifies (a new one, in its frames
+ * or a push-pull) lets it back in.
  */
 #define _GNU_SOURCE
 #include <msgpack.h>
@@ -38,6 +47,7 @@ typedef struct cert_ent {
   uint8_t id[SWIM_ID_LEN];
   uint16_t len;
   uint8_t used;
+  uint8_t revoked; /* its cluster key is no longer trusted */
   uint8_t raw[LM_CERT_MAX];
   char name[LM_CERT_NAME_MAX + 1];
   uint64_t expiry;
@@ -53,6 +63,7 @@ struct lm__certs {
     uint64_t id8, at;
   } asked[64];
   unsigned asked_next;
+  unsigned trust_gen; /* the node's trust_gen the entries were checked at */
 };
 
 static uint64_t id8_of(const uint8_t *id) { return swim_id8(id); }
@@ -195,6 +206,58 @@ void lm__memo_put(lm_node_t *n, const uint8_t *a, size_t alen,
   sc->memo_n++;
 }
 
+/* After the trust set changed (lm_node_set_trusted bumps n->trust_gen):
+ * every held certificate is checked again against it. One whose cluster
+ * key is no longer trusted is marked revoked (kept in its slot, so the
+ * table needs no deletion): its member is no longer talked to, its records
+ * wait for a certificate, and it is not handed on. One whose key is
+ * trusted again comes back. Expiry is not judged here but at each use. */
+static void recheck(lm_node_t *n, struct lm__certs *c) {
+  if (c->trust_gen == n->trust_gen)
+    return;
+  c->trust_gen = n->trust_gen;
+  const uint8_t *tk = (const uint8_t *)n->trust.keys;
+  size_t tkl = n->trust.count * sizeof n->trust.keys[0];
+  uint64_t now = (uint64_t)time(NULL);
+  for (size_t i = 0; i < c->cap; i++) {
+    cert_ent_t *e = &c->v[i];
+    if (!e->used)
+      continue;
+    lm_cert_t cert;
+    int rc = 0;
+    if (lm_cert_decode(&cert, e->raw, e->len) != (int)e->len)
+      rc = LM_TRUST_EMALFORMED;
+    else if (!lm__memo_has(n, e->raw, e->len, tk, tkl)) {
+      rc = lm_cert_verify(&n->trust, &cert, now);
+      if (rc == 0)
+        lm__memo_put(n, e->raw, e->len, tk, tkl);
+      else if (rc == LM_TRUST_ECERT_EXPIRED || rc == LM_TRUST_ECERT_NOTYET)
+        rc = 0; /* authentic under this trust set; dates judged at use */
+    }
+    if (rc && !e->revoked)
+      lm__node_log(n, LM_LOG_WARN, "certificate of %s no longer accepted: "
+                   "%s; its messages are dropped until it presents one "
+                   "that is", e->name, lm_trust_strerror(rc));
+    else if (!rc && e->revoked)
+      lm__node_log(n, LM_LOG_INFO, "certificate of %s accepted again",
+                   e->name);
+    e->revoked = rc != 0;
+  }
+}
+
+/* The store this node reads, checked against its current trust set;
+ * NULL when it holds nothing yet. A store shared by the nodes of a loop
+ * is rechecked by whichever node's trust set changed: nodes sharing one
+ * should trust the same keys (lm__certs_check also verifies each
+ * certificate against this node's own keys, so one that trusts fewer
+ * never admits more). */
+static struct lm__certs *held(lm_node_t *n) {
+  struct lm__certs *c = n->records ? n->records->certs : n->certs;
+  if (c)
+    recheck(n, c);
+  return c;
+}
+
 /* Decodes, checks against the trust set and keeps a certificate. 0 when it
  * is (now) held; `id` (may be NULL) must be the certificate's key. */
 int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
@@ -206,8 +269,9 @@ int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
     return -1;
   if (id && memcmp(cert.node_pk, id, SWIM_ID_LEN) != 0)
     return -1;
+  recheck(n, c);
   cert_ent_t *e = find(c, cert.node_pk);
-  if (e && e->len == len && memcmp(e->raw, raw, len) == 0)
+  if (e && !e->revoked && e->len == len && memcmp(e->raw, raw, len) == 0)
     return 0;
   /* the cluster's signature, against this node's trusted keys, may have
    * been checked by a node of this loop already; the dates are checked
@@ -243,6 +307,7 @@ int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
   }
   memcpy(e->id, cert.node_pk, SWIM_ID_LEN);
   e->used = 1;
+  e->revoked = 0;
   e->len = (uint16_t)len;
   memcpy(e->raw, raw, len);
   snprintf(e->name, sizeof e->name, "%s", cert.name);
@@ -255,8 +320,9 @@ const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len) {
     *len = n->cert_len;
     return n->cert_raw;
   }
-  cert_ent_t *e = find(store(n), id);
-  if (!e)
+  struct lm__certs *c = held(n);
+  cert_ent_t *e = find(c, id);
+  if (!e || e->revoked)
     return NULL;
   *len = e->len;
   return e->raw;
@@ -267,8 +333,9 @@ const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len) {
  * record does not match it. */
 int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
                     size_t name_len) {
-  cert_ent_t *e = find(store(n), id);
-  if (!e)
+  struct lm__certs *c = held(n);
+  cert_ent_t *e = find(c, id);
+  if (!e || e->revoked)
     return 0;
   if (strlen(e->name) != name_len || memcmp(e->name, name, name_len) != 0 ||
       (uint64_t)time(NULL) >= e->expiry)
@@ -288,6 +355,13 @@ int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
     }
   }
   return 1;
+}
+
+/* 1: a certificate for this member's key is held, its cluster key still
+ * trusted, and it has not expired: the member may be talked to. */
+int lm__certs_ok(lm_node_t *n, const uint8_t *id) {
+  cert_ent_t *e = find(held(n), id);
+  return e && !e->revoked && (uint64_t)time(NULL) < e->expiry;
 }
 
 /* A record could not be judged for lack of its author's certificate. */

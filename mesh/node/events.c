@@ -130,7 +130,9 @@ int lm__core_verify(void *ud, const uint8_t id[SWIM_ID_LEN],
 int lm__key_lookup(void *ud, uint64_t hint, uint8_t pk[LM_PUBLICKEY_LEN]) {
   lm_node_t *n = ud;
   swim_member_t m;
-  if (swim_member_find8(n->core, hint, &m))
+  /* a member whose certificate expired or lost its cluster key is a
+   * stranger again (certs.c) */
+  if (swim_member_find8(n->core, hint, &m) || !lm__certs_ok(n, m.id))
     return -1;
   memcpy(pk, m.id, LM_PUBLICKEY_LEN);
   return 0;

@@ -754,6 +754,7 @@ int lm_node_set_trusted(lm_node_t *n,
     return rc; /* we would refuse our own record */
   uv_mutex_lock(&n->mu);
   n->trust = ts;
+  n->trust_gen++; /* the held certificates are checked again (certs.c) */
   uv_mutex_unlock(&n->mu);
   return 0;
 }

@@ -120,6 +120,7 @@ struct lm_node {
   size_t cert_len;
   lm_cluster_t cluster;
   lm_trust_set_t trust;
+  unsigned trust_gen; /* bumped by lm_node_set_trusted (certs.c rechecks) */
   lm_sender_t tx;
   lm_receiver_t rx;
   swim_core_t *core;
@@ -270,6 +271,7 @@ struct lm_store *lm__svc_store(lm_node_t *n);
 int lm__certs_put(lm_node_t *n, const uint8_t *id, const uint8_t *raw,
                   size_t len);
 const uint8_t *lm__certs_get(lm_node_t *n, const uint8_t *id, size_t *len);
+int lm__certs_ok(lm_node_t *n, const uint8_t *id);
 int lm__certs_check(lm_node_t *n, const uint8_t *id, const char *name,
                     size_t name_len);
 void lm__certs_want(lm_node_t *n, const uint8_t *id);

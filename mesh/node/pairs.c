@@ -176,7 +176,7 @@ const lm_pair_t *lm__pair_for_addr(lm_node_t *n, const swim_addr_t *to) {
 }
 
 /* lm_receiver_t.pair_lookup: the i-th member whose key starts with
- * hint32. */
+ * hint32, among those whose certificate holds (certs.c). */
 const lm_pair_t *lm__pair_lookup(void *ud, uint32_t hint32, unsigned i) {
   lm_node_t *n = ud;
   struct lm__pairs *ps = pairs(n);
@@ -186,14 +186,15 @@ const lm_pair_t *lm__pair_lookup(void *ud, uint32_t hint32, unsigned i) {
   if (ps->cap)
     for (size_t j = hint32 & (ps->cap - 1); ps->v[j].used;
          j = (j + 1) & (ps->cap - 1))
-      if (ps->v[j].hint32 == hint32 && k++ == i)
+      if (ps->v[j].hint32 == hint32 && lm__certs_ok(n, ps->v[j].p.pk) &&
+          k++ == i)
         return &ps->v[j].p;
   /* not derived yet: the core's members with that prefix */
   size_t nm = swim_member_count(n->core);
   swim_member_t m;
   for (size_t j = 1; j < nm; j++) {
     if (swim_member_at(n->core, j, &m) != 0 || hint32_of(m.id) != hint32 ||
-        find_pk(ps, m.id))
+        find_pk(ps, m.id) || !lm__certs_ok(n, m.id))
       continue;
     const lm_pair_t *p = pair_for_pk(n, m.id);
     if (p && k++ == i)

@@ -25,7 +25,10 @@
 # buffers (udp_snmp() gives all the kernel's UDP counters, of the caller's
 # network namespace or a process's), port_of("HOST:PORT").
 # Cluster(..., agent_flags={i: [...]}) gives agent i extra flags (e.g.
-# --allow-exec-checks) on every start.
+# --allow-exec-checks) on every start. start() keys the agents and calls
+# launch(); a test that keys its agents itself (trust.py: trusted keys in a
+# config file, agent.cluster_pub None so that no --cluster-key flag
+# overrides it) fills self.agents and calls launch().
 #
 # Cleanup: stop_all() sends SIGTERM to the PIDs this harness started, then
 # SIGKILL to those still there, and removes the temporary directory (kept
@@ -194,12 +197,18 @@ class Cluster:
     def start(self, converge_timeout=120):
         """Keys, 16 agents, joined through n00 and n01; waits until every
         agent sees all of them alive."""
-        t0 = time.monotonic()
         self.ckey, self.cpub = self.keygen_cluster()
         for i in range(self.n):
             self.agents.append(self.new_agent("n%02d" % i, self.ckey,
                                               self.cpub, i))
             self.agents[-1].flags = list(self.agent_flags.get(i, ()))
+        self.launch(converge_timeout)
+
+    def launch(self, converge_timeout=120):
+        """Starts self.agents (keyed already): n00 alone, n01 joining it,
+        the others through both; waits until every agent sees all of them
+        alive."""
+        t0 = time.monotonic()
         self.spawn(self.agents[0], join=[])
         self.wait_started(self.agents[0])
         if self.n > 1:
@@ -223,8 +232,9 @@ class Cluster:
         if join is not None:
             a.join = list(join)
         args = [self.bin, "agent", "--data-dir", a.data, "--node-key", a.key,
-                "--cluster-key", a.cluster_pub, "--bind", bind,
-                "--socket", a.sock, "--log-format", "json"]
+                "--bind", bind, "--socket", a.sock, "--log-format", "json"]
+        if a.cluster_pub:  # None: the trusted keys come from a config file
+            args += ["--cluster-key", a.cluster_pub]
         for j in a.join:
             args += ["--join", j]
         args += list(a.flags) + list(extra_args)
