@@ -652,6 +652,35 @@ static void test_insider_records(void **state) {
   assert_int_equal(st->deaths_declared, 0);
 }
 
+/* A probe whose first ping and helpers are all lost is saved by the last
+ * direct ping, halfway between going indirect and the verdict, when the
+ * prober is healthy and the target has been quiet; the same loss lasting
+ * past that ping still ends in a suspicion (so the test can fail). */
+static int lost_probe_suspects(int clear_at_ms) {
+  tp_net_t *net = cluster(3, 0, 0);
+  tp_run(net, 25000); /* everyone alive and quiet for 20 s */
+  swim_core_t *a = net->n[0].core;
+  assert_int_equal(swim_local_health(a), 0);
+  uint64_t probes = swim_stats(a)->probes;
+  uint64_t susp = swim_stats(a)->suspicions_raised;
+  net->drop[0][1] = net->drop[0][2] = 1; /* all A sends is lost */
+  while (swim_stats(a)->probes == probes)
+    tp_run(net, TP_STEP_MS);
+  uint64_t pings = swim_stats(a)->pings; /* the first ping, lost */
+  tp_run(net, (uint64_t)clear_at_ms);
+  net->drop[0][1] = net->drop[0][2] = 0;
+  tp_run(net, 1500 - (uint64_t)clear_at_ms);
+  /* the second at going indirect, then the last one */
+  assert_true(swim_stats(a)->pings >= pings + 2);
+  return swim_stats(a)->suspicions_raised > susp;
+}
+
+static void test_last_direct_ping(void **state) {
+  (void)state;
+  assert_false(lost_probe_suspects(600)); /* lost until after going indirect */
+  assert_true(lost_probe_suspects(950));  /* lost until the verdict */
+}
+
 /* ---- graceful leave ---- */
 
 static void test_leave(void **state) {
@@ -1195,6 +1224,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_refute, teardown),
       cmocka_unit_test_teardown(test_accusation_ahead, teardown),
       cmocka_unit_test_teardown(test_insider_records, teardown),
+      cmocka_unit_test_teardown(test_last_direct_ping, teardown),
       cmocka_unit_test_teardown(test_verdict_ping_full_timeout, teardown),
       cmocka_unit_test_teardown(test_verdict_ping_unanswered, teardown),
       cmocka_unit_test_teardown(test_heard_from_dead, teardown),
