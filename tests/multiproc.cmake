@@ -53,59 +53,40 @@ if(NOT LM_PYTHON3)
   return()
 endif()
 
-foreach(t lifecycle pause hostile snapshot)
-  add_test(NAME multiproc_${t}
-    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/${t}.py
-            $<TARGET_FILE:livemesh>)
-  set_tests_properties(multiproc_${t} PROPERTIES
-    TIMEOUT 300
+# multiproc(NAME TIMEOUT [ARG...]): tests/multiproc/NAME.py run on the
+# agent binary and ARGs, as ctest multiproc_NAME.
+function(multiproc name timeout)
+  add_test(NAME multiproc_${name}
+    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/${name}.py
+            $<TARGET_FILE:livemesh> ${ARGN})
+  set_tests_properties(multiproc_${name} PROPERTIES
+    TIMEOUT ${timeout}
     LABELS "multiproc;slow"
     ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+endfunction()
+
+foreach(t lifecycle pause hostile snapshot)
+  multiproc(${t} 300)
 endforeach()
 
-# services.py also drives the insider tool of tests/tools.cmake.
-add_test(NAME multiproc_services
-  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/services.py
-          $<TARGET_FILE:livemesh> $<TARGET_FILE:forge_svc>)
-set_tests_properties(multiproc_services PROPERTIES
-  TIMEOUT 600
-  LABELS "multiproc;slow"
-  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+# services.py also drives forge_svc of tests/tools.cmake.
+multiproc(services 600 $<TARGET_FILE:forge_svc>)
 
 # insider.py: a member with a valid certificate turned hostile
 # (tests/tools/insider.c): forged records, leaves and services in another's
 # name, a spoofed sender, accusations beyond any signed incarnation,
 # replays, a 20 s flood of dead verdicts; nothing believed, nobody dead,
 # every attempt counted by reason.
-add_test(NAME multiproc_insider
-  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/insider.py
-          $<TARGET_FILE:livemesh> $<TARGET_FILE:insider>)
-set_tests_properties(multiproc_insider PROPERTIES
-  TIMEOUT 300
-  LABELS "multiproc;slow"
-  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+multiproc(insider 300 $<TARGET_FILE:insider>)
 
 # flood.py: one agent of 8 flooded at 50,000 datagrams/s, random bytes and
 # then real datagrams with their authentication tampered (tests/tools/
 # flood), 30 s each here; `python3 tests/multiproc/flood.py
 # build/mesh/livemesh 60` runs the 60 s version. Needs root (it captures
 # datagrams on lo).
-add_test(NAME multiproc_flood
-  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/flood.py
-          $<TARGET_FILE:livemesh> 30 50000)
-set_tests_properties(multiproc_flood PROPERTIES
-  TIMEOUT 300
-  LABELS "multiproc;slow"
-  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+multiproc(flood 300 30 50000)
 
 # trust.py drives the two certificate tools of tests/tools.cmake: mkcert
 # issues certificates with chosen dates or from another cluster key,
 # cert_joiner presents one on the wire.
-add_test(NAME multiproc_trust
-  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/multiproc/trust.py
-          $<TARGET_FILE:livemesh> $<TARGET_FILE:mkcert>
-          $<TARGET_FILE:cert_joiner>)
-set_tests_properties(multiproc_trust PROPERTIES
-  TIMEOUT 300
-  LABELS "multiproc;slow"
-  ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+multiproc(trust 300 $<TARGET_FILE:mkcert> $<TARGET_FILE:cert_joiner>)

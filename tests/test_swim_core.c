@@ -17,27 +17,12 @@
 
 #include <cmocka.h>
 
+#include "swim_msg.h"
 #include "swim_pair.h"
 
 #define SEED 0x5eed5eedull
 
 /* ---- helpers ---- */
-
-typedef struct msg {
-  uint8_t buf[4096];
-  swim_wbuf_t w;
-  msgpack_packer pk;
-} msg_t;
-
-static void msg_begin(msg_t *m, uint8_t type, uint64_t from8) {
-  swim_wbuf_init(&m->w, m->buf, sizeof m->buf);
-  swim_wbuf_packer(&m->w, &m->pk);
-  swim_hdr_t h;
-  memset(&h, 0, sizeof h);
-  h.type = type;
-  h.from8 = from8;
-  swim_enc_hdr(&m->pk, &h);
-}
 
 enum { SIG_NONE, SIG_GOOD, SIG_WRONG_KEY, SIG_FLIPPED, SIG_STALE_META };
 

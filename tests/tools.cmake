@@ -38,7 +38,8 @@ function(lm_internal_tool name)
     PkgConfig::MSGPACK)
   target_include_directories(${name} PRIVATE
     ${PROJECT_SOURCE_DIR}/mesh/node ${PROJECT_SOURCE_DIR}/mesh/trust
-    ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store)
+    ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store
+    ${PROJECT_SOURCE_DIR}/tests)
 endfunction()
 foreach(t forge_svc insider cert_joiner)
   lm_internal_tool(${t})

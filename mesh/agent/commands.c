@@ -35,7 +35,6 @@ static void errf(char *err, size_t cap, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, cap, fmt, ap);
   va_end(ap);
-  lm__utf8_scrub(err); /* a "%.64s" may cut a character in two */
 }
 
 /* ---- JSON views ---- */
@@ -849,11 +848,17 @@ static int ctl_alive(const lm__reply_to_t *to) {
 const lm__reply_ops_t lm__ctl_reply_ops = {ctl_answer, ctl_stream, ctl_line,
                                            ctl_alive, LM__REPLY_LASTS};
 
+/* Every error text of the table ends here or in refuse(): made valid
+ * UTF-8 first (a "%.64s" of what the client sent may cut a character in
+ * two, and JSON could not carry it). */
 static void refusal(const lm__reply_to_t *to, const char *msg,
                     const char *code) {
+  char text[768];
+  snprintf(text, sizeof text, "%s", msg);
+  lm__utf8_scrub(text);
   to->ops->answer(to, code ? json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
-                                       msg, "code", code)
-                           : json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+                                       text, "code", code)
+                           : json_pack("{s:b, s:s}", "ok", 0, "error", text));
 }
 
 void lm__commands_dispatch(agent_t *a, const json_t *req,
@@ -881,7 +886,6 @@ void lm__commands_dispatch(agent_t *a, const json_t *req,
   if (rc == LM__CMD_DONE) {
     to->ops->answer(to, resp);
   } else if (rc == LM__CMD_FAILED) {
-    lm__utf8_scrub(err); /* the rows write `err` themselves */
     refusal(to, err, NULL);
   }
 }

@@ -1068,6 +1068,61 @@ static void env_mac(uint8_t mac[LM_ENV_MAC_LEN], const uint8_t key[32],
   crypto_generichash_final(&st, mac, LM_ENV_MAC_LEN);
 }
 
+/* The cluster's encryption policy: an encrypted envelope needs the
+ * secret, a plaintext one the cluster's consent. */
+static int env_policy(const lm_cluster_t *c, int enc) {
+  if (enc && !c->has_secret)
+    return LM_TRUST_ENOSECRET;
+  if (!enc && !c->accept_plaintext)
+    return LM_TRUST_EPLAINTEXT;
+  return 0;
+}
+
+/* The payload after an envelope's header of `off` bytes at `e`: encrypted
+ * (with the header as associated data) or copied. The new offset. */
+static size_t env_put_body(uint8_t *e, size_t off, const uint8_t *payload,
+                           size_t len, const lm_sender_t *s, uint64_t counter,
+                           int enc) {
+  if (enc) {
+    uint8_t nonce[LM__NONCE_LEN];
+    env_nonce(nonce, s->kp.pk, counter);
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+        e + off, e + off + len, NULL, payload, len, e, off, NULL, nonce,
+        s->cluster->secret);
+    return off + len + LM_ENV_AEAD_LEN;
+  }
+  if (len > 0)
+    memcpy(e + off, payload, len);
+  return off + len;
+}
+
+/* An authenticated envelope's last steps: decrypt the body [off, body_end)
+ * in place if it is encrypted, move the sender's replay window (only now,
+ * so nothing forged or undecryptable can), and describe the payload. */
+static int env_take_body(lm_env_msg_t *msg, uint8_t *e, size_t off,
+                         size_t body_end, const lm_cluster_t *c,
+                         lm_replay_t *win, uint64_t hint, uint64_t counter,
+                         int enc) {
+  size_t plen = body_end - off;
+  if (enc) {
+    uint8_t nonce[LM__NONCE_LEN];
+    env_nonce(nonce, msg->sender_pk, counter);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+            e + off, NULL, e + off, plen, e + body_end, e, off, nonce,
+            c->secret) != 0)
+      return LM_TRUST_EDECRYPT;
+  }
+  int rc = lm_replay_commit(win, hint, counter);
+  if (rc != 0)
+    return rc;
+  msg->payload = e + off;
+  msg->payload_len = plen;
+  msg->hint = hint;
+  msg->counter = counter;
+  msg->encrypted = enc;
+  return 0;
+}
+
 int lm_env_seal_mac(uint8_t *out, size_t out_cap, size_t *out_len,
                     const uint8_t *payload, size_t len, lm_sender_t *s,
                     const lm_pair_t *pair) {
@@ -1088,19 +1143,8 @@ int lm_env_seal_mac(uint8_t *out, size_t out_cap, size_t *out_len,
   memcpy(out + 1, s->cluster->tag, LM_ENV_MAC_TAG_LEN);
   memcpy(out + 3, s->kp.pk, LM_ENV_MAC_HINT_LEN);
   put_be32(out + 7, (uint32_t)counter);
-  size_t off = LM_ENV_MAC_HDR_LEN;
-  if (enc) {
-    uint8_t nonce[LM__NONCE_LEN];
-    env_nonce(nonce, s->kp.pk, counter);
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        out + off, out + off + len, NULL, payload, len, out, off, NULL, nonce,
-        s->cluster->secret);
-    off += len + LM_ENV_AEAD_LEN;
-  } else {
-    if (len > 0)
-      memcpy(out + off, payload, len);
-    off += len;
-  }
+  size_t off =
+      env_put_body(out, LM_ENV_MAC_HDR_LEN, payload, len, s, counter, enc);
   env_mac(out + off, pair->tx, counter, out, off);
   off += LM_ENV_MAC_LEN;
   s->counter = counter;
@@ -1127,10 +1171,9 @@ static int env_open_mac(lm_env_msg_t *msg, uint8_t *e, size_t len,
   if (memcmp(e + 1, c->tag, LM_ENV_MAC_TAG_LEN) != 0)
     return LM_TRUST_ECLUSTER;
   int enc = (flags & LM_ENV_F_ENC) != 0;
-  if (enc && !c->has_secret)
-    return LM_TRUST_ENOSECRET;
-  if (!enc && !c->accept_plaintext)
-    return LM_TRUST_EPLAINTEXT;
+  int rc = env_policy(c, enc);
+  if (rc != 0)
+    return rc;
   size_t tail = LM_ENV_MAC_LEN + (enc ? LM_ENV_AEAD_LEN : 0);
   if (len < LM_ENV_MAC_HDR_LEN + tail)
     return LM_TRUST_ETRUNCATED;
@@ -1170,27 +1213,11 @@ static int env_open_mac(lm_env_msg_t *msg, uint8_t *e, size_t len,
     return LM_TRUST_EBADSIG;
   memcpy(msg->sender_pk, p->pk, LM_PUBLICKEY_LEN);
   uint64_t hint = lm_key_hint(p->pk);
-  int rc = lm_replay_check(rx->replay_dgram, hint, counter);
+  rc = lm_replay_check(rx->replay_dgram, hint, counter);
   if (rc != 0)
     return rc;
-  size_t off = LM_ENV_MAC_HDR_LEN, plen = body_end - off;
-  if (enc) {
-    uint8_t nonce[LM__NONCE_LEN];
-    env_nonce(nonce, msg->sender_pk, counter);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-            e + off, NULL, e + off, plen, e + body_end, e, off, nonce,
-            c->secret) != 0)
-      return LM_TRUST_EDECRYPT;
-  }
-  rc = lm_replay_commit(rx->replay_dgram, hint, counter);
-  if (rc != 0)
-    return rc;
-  msg->payload = e + off;
-  msg->payload_len = plen;
-  msg->hint = hint;
-  msg->counter = counter;
-  msg->encrypted = enc;
-  return 0;
+  return env_take_body(msg, e, LM_ENV_MAC_HDR_LEN, body_end, c,
+                       rx->replay_dgram, hint, counter, enc);
 }
 
 int lm_receiver_init(lm_receiver_t *rx, const lm_cluster_t *c,
@@ -1269,18 +1296,7 @@ static int env_seal(uint8_t *out, size_t out_cap, size_t *out_len,
     memcpy(e + off + 2, s->cert, s->cert_len);
     off += certpart;
   }
-  if (enc) {
-    uint8_t nonce[LM__NONCE_LEN];
-    env_nonce(nonce, s->kp.pk, counter);
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        e + off, e + off + len, NULL, payload, len, e, off, NULL, nonce,
-        s->cluster->secret);
-    off += len + LM_ENV_AEAD_LEN;
-  } else {
-    if (len > 0)
-      memcpy(e + off, payload, len);
-    off += len;
-  }
+  off = env_put_body(e, off, payload, len, s, counter, enc);
   crypto_sign_detached(e + off, NULL, e, off, s->kp.sk);
   off += LM_SIG_LEN;
   s->counter = counter;
@@ -1326,10 +1342,9 @@ static int env_open(lm_env_msg_t *msg, uint8_t *e, size_t len,
   if (memcmp(e + 1, c->tag, LM_ENV_TAG_LEN) != 0)
     return LM_TRUST_ECLUSTER;
   int enc = (flags & LM_ENV_F_ENC) != 0;
-  if (enc && !c->has_secret)
-    return LM_TRUST_ENOSECRET;
-  if (!enc && !c->accept_plaintext)
-    return LM_TRUST_EPLAINTEXT;
+  int rc = env_policy(c, enc);
+  if (rc != 0)
+    return rc;
 
   /* Everything between the header and the trailer must be accounted for
    * before any of it is read. */
@@ -1349,7 +1364,7 @@ static int env_open(lm_env_msg_t *msg, uint8_t *e, size_t len,
       return LM_TRUST_EMALFORMED;
     if (body_end - off - 2 < clen)
       return LM_TRUST_ETRUNCATED;
-    int rc = lm_cert_decode(&msg->cert, e + off + 2, clen);
+    rc = lm_cert_decode(&msg->cert, e + off + 2, clen);
     if (rc == LM_TRUST_ETRUNCATED || (rc > 0 && (size_t)rc != clen))
       return LM_TRUST_EMALFORMED; /* disagrees with its own length field */
     if (rc < 0)
@@ -1374,30 +1389,11 @@ static int env_open(lm_env_msg_t *msg, uint8_t *e, size_t len,
 
   uint64_t counter = get_be64(e + 13);
   lm_replay_t *win = stream ? rx->replay_stream : rx->replay_dgram;
-  int rc = lm_replay_check(win, hint, counter);
+  rc = lm_replay_check(win, hint, counter);
   if (rc != 0)
     return rc;
 
-  size_t plen = body_end - off;
-  if (enc) {
-    uint8_t nonce[LM__NONCE_LEN];
-    env_nonce(nonce, msg->sender_pk, counter);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-            e + off, NULL, e + off, plen, e + body_end, e, off, nonce,
-            c->secret) != 0)
-      return LM_TRUST_EDECRYPT;
-  }
-  /* Only a message that passed every check moves the window. */
-  rc = lm_replay_commit(win, hint, counter);
-  if (rc != 0)
-    return rc;
-
-  msg->payload = e + off;
-  msg->payload_len = plen;
-  msg->hint = hint;
-  msg->counter = counter;
-  msg->encrypted = enc;
-  return 0;
+  return env_take_body(msg, e, off, body_end, c, win, hint, counter, enc);
 }
 
 int lm_env_open(lm_env_msg_t *msg, uint8_t *buf, size_t len,

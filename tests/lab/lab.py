@@ -45,8 +45,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "multiproc"))
 from cluster import (Cluster, ScenarioFailed, _child_setup, log,  # noqa: E402
-                     udp_snmp, wait_until)
-from flood import cpu_s, flood_binary  # noqa: E402
+                     tool_beside, udp_snmp, wait_until)
+from flood import cpu_s  # noqa: E402
 
 NET = os.path.join(HERE, "net.sh")
 CAPTURE = os.path.join(HERE, "capture.py")
@@ -855,7 +855,7 @@ def phase_result(r, kind, rate, idle_share, sent, before, after, seen):
 
 def sc_flood(c, r):
     rate, secs = flood_params()
-    flood = flood_binary(c.bin)
+    flood = tool_beside(c.bin, "flood")
     if not os.access(flood, os.X_OK):
         raise ScenarioFailed("%s: not built (it is built with the tests)" % flood)
     victim = c.agents[FLOOD_VICTIM]

@@ -547,15 +547,42 @@ def port_of(addr):
     return int(addr.rsplit(":", 1)[1])
 
 
-def main(scenarios, argv=None):
-    """Runs a test script's scenarios: argv[1] is the livemesh binary.
-    `scenarios(binary)` does the work and raises on failure."""
+def drops(st):
+    """The drop counters of a `stats` answer, by reason."""
+    return dict(st.get("dropped", {})) if st else {}
+
+
+def delta(after, before):
+    """What grew between two drops() readings, the reasons that did."""
+    return {k: v - before.get(k, 0) for k, v in after.items()
+            if v - before.get(k, 0)}
+
+
+def tool_beside(binary, name):
+    """A test tool (tests/tools/) as built beside the agent: build/tests/NAME
+    for build/mesh/livemesh."""
+    return os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(binary))), "tests", name)
+
+
+def main(scenarios, argv=None, tools=()):
+    """Runs a test script's scenarios: argv[1] is the livemesh binary, and
+    argv[2:] the paths of the test tools named in `tools`, in that order
+    (those not given are looked for beside the build, tool_beside()).
+    `scenarios(binary, *tool_paths)` does the work and raises on failure."""
     argv = argv or sys.argv
+    usage = "usage: %s PATH/TO/livemesh%s" % (
+        argv[0], "".join(" [PATH/TO/%s]" % t for t in tools))
     if len(argv) < 2:
-        raise SystemExit("usage: %s PATH/TO/livemesh" % argv[0])
+        raise SystemExit(usage)
+    paths = [os.path.abspath(argv[2 + i]) if len(argv) > 2 + i
+             else tool_beside(argv[1], t) for i, t in enumerate(tools)]
+    for p in paths:
+        if not os.access(p, os.X_OK):
+            raise SystemExit("%s: not an executable (%s)" % (p, usage))
     t0 = time.monotonic()
     try:
-        scenarios(argv[1])
+        scenarios(argv[1], *paths)
     except ScenarioFailed as e:
         log("FAIL %s" % e)
         log("run time %.1f s" % (time.monotonic() - t0))

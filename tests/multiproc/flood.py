@@ -26,7 +26,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (Cluster, ScenarioFailed, Sniffer, log, main,  # noqa: E402
-                     port_of, udp_rcvbuf_errors)
+                     port_of, tool_beside, udp_rcvbuf_errors)
 
 N = 8
 VICTIM = 4
@@ -45,12 +45,6 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
-def flood_binary(livemesh):
-    """tests/tools/flood as built beside the agent (build/tests/flood)."""
-    return os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(livemesh))), "tests", "flood")
-
-
 def write_seeds(path, datagrams):
     """The flood tool's seed file: each datagram as a 2-byte big-endian
     length and its bytes."""
@@ -63,7 +57,7 @@ def run(binary, seconds=60.0, rate=50000):
     if os.geteuid() != 0:
         raise ScenarioFailed("the flood test captures datagrams on lo "
                              "(AF_PACKET) and needs root")
-    flood = flood_binary(binary)
+    flood = tool_beside(binary, "flood")
     check(os.access(flood, os.X_OK), "%s: not built" % flood)
     with Cluster(binary, n=N, tag="flood") as c:
         c.start()

@@ -49,8 +49,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import (Cluster, ScenarioFailed, Sniffer, log, main,  # noqa: E402
-                     port_of, udp_rcvbuf_errors)
+from cluster import (Cluster, ScenarioFailed, Sniffer, delta,  # noqa: E402
+                     drops, log, main, port_of, udp_rcvbuf_errors)
 
 TARGET = 4
 HDR, SIG, OVERHEAD, MTU = 21, 64, 85, 1400
@@ -60,14 +60,6 @@ TAG = hashlib.blake2b(b"livemesh-cluster-v1\0" + b"livemesh", digest_size=32).di
 def check(cond, sc, what):
     if not cond:
         raise ScenarioFailed("%s: %s" % (sc, what))
-
-
-def drops(st):
-    return dict(st.get("dropped", {})) if st else {}
-
-
-def delta(after, before):
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
 # ---- untrusted --------------------------------------------------------------

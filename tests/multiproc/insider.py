@@ -38,7 +38,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, ScenarioFailed, log  # noqa: E402
+from cluster import Cluster, ScenarioFailed, drops, log, main  # noqa: E402
 
 N = 8
 VICTIM = 3
@@ -48,10 +48,6 @@ INSIDER = None  # path of the insider tool (argv[2])
 def check(cond, what):
     if not cond:
         raise ScenarioFailed("insider: " + what)
-
-
-def drops(st):
-    return dict(st.get("dropped", {})) if st else {}
 
 
 class Watch(threading.Thread):
@@ -80,7 +76,9 @@ class Watch(threading.Thread):
             self.stop.wait(0.3)
 
 
-def run(binary):
+def run(binary, insider):
+    global INSIDER
+    INSIDER = insider
     with Cluster(binary, n=N, tag="insider") as c:
         c.start(converge_timeout=60)
         for i in range(N):
@@ -181,20 +179,5 @@ def run(binary):
                 time.monotonic() - t0, w.polls, ref, sus))
 
 
-def main(argv):
-    global INSIDER
-    if len(argv) < 3:
-        raise SystemExit("usage: %s PATH/TO/livemesh PATH/TO/insider" % argv[0])
-    INSIDER = os.path.abspath(argv[2])
-    t0 = time.monotonic()
-    try:
-        run(argv[1])
-    except ScenarioFailed as e:
-        log("FAIL %s" % e)
-        log("run time %.1f s" % (time.monotonic() - t0))
-        sys.exit(1)
-    log("PASS (run time %.1f s)" % (time.monotonic() - t0))
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    main(run, tools=("insider",))

@@ -56,7 +56,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (Cluster, ScenarioFailed, _child_setup, log,  # noqa: E402
-                     wait_until)
+                     main, wait_until)
 
 N = 5
 EXEC_AGENT = 1       # started with --allow-exec-checks
@@ -619,7 +619,9 @@ def scenario_dead(c):
            spread(t0, seen))
 
 
-def run(binary):
+def run(binary, forge_svc):
+    global FORGE
+    FORGE = forge_svc
     procs = Procs()
     with Cluster(binary, n=N, tag="svc",
                  agent_flags={EXEC_AGENT: ["--allow-exec-checks"]}) as c:
@@ -641,21 +643,5 @@ def run(binary):
                 print("  " + line)
 
 
-def main(argv):
-    global FORGE
-    if len(argv) < 3:
-        raise SystemExit("usage: %s PATH/TO/livemesh PATH/TO/forge_svc" %
-                         argv[0])
-    FORGE = os.path.abspath(argv[2])
-    t0 = time.monotonic()
-    try:
-        run(argv[1])
-    except ScenarioFailed as e:
-        log("FAIL %s" % e)
-        log("run time %.1f s" % (time.monotonic() - t0))
-        sys.exit(1)
-    log("PASS (run time %.1f s)" % (time.monotonic() - t0))
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    main(run, tools=("forge_svc",))

@@ -71,8 +71,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import (Cluster, ScenarioFailed, _child_setup, log,  # noqa: E402
-                     main, wait_until)
+from cluster import (Cluster, ScenarioFailed, _child_setup, delta,  # noqa: E402
+                     drops, log, main, wait_until)
 
 N = 8
 POLL_S = 15
@@ -85,15 +85,6 @@ DROPPED = ("x-short", "y-old")
 def check(cond, sc, what):
     if not cond:
         raise ScenarioFailed("%s: %s" % (sc, what))
-
-
-def drops(st):
-    return dict(st.get("dropped", {})) if st else {}
-
-
-def delta(after, before):
-    return {k: v - before.get(k, 0) for k, v in after.items()
-            if v - before.get(k, 0)}
 
 
 # ---- what every agent sees: member watches and a poller ------------------
@@ -569,23 +560,8 @@ def scenario_rotation(c, tools, keys, obs):
             POLL_S, {n: v.get("cert_untrusted") for n, v in d.items()}))
 
 
-def tool_paths(binary, argv):
-    tools = {}
-    for p in argv:
-        tools[os.path.basename(p)] = os.path.abspath(p)
-    guess = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(binary))), "tests")
-    for t in ("mkcert", "cert_joiner"):
-        if t not in tools:
-            tools[t] = os.path.join(guess, t)
-        if not os.access(tools[t], os.X_OK):
-            raise SystemExit("%s: not an executable (pass the tools: "
-                             "trust.py LIVEMESH MKCERT CERT_JOINER)" % tools[t])
-    return tools
-
-
-def run(binary):
-    tools = tool_paths(binary, sys.argv[2:])
+def run(binary, mkcert, cert_joiner):
+    tools = {"mkcert": mkcert, "cert_joiner": cert_joiner}
     with Cluster(binary, n=N, tag="trust") as c:
         keys = {"A": c.keygen_cluster("keysA"), "B": c.keygen_cluster("keysB")}
         c.ckey, c.cpub = keys["A"]
@@ -605,4 +581,4 @@ def run(binary):
 
 
 if __name__ == "__main__":
-    main(run)
+    main(run, tools=("mkcert", "cert_joiner"))

@@ -50,20 +50,14 @@
 #include <uv.h>
 
 #include "node_internal.h"
+#include "tool_node.h"
 #include "trust.h"
-
-#define MAX_SEEDS 8
 
 static void usage(void) {
   fprintf(stderr,
           "usage: cert_joiner --node-key FILE --node-cert FILE --cluster-key "
           "FILE --join HOST:PORT [--join HOST:PORT ...] [--seconds N]\n");
   exit(2);
-}
-
-static void hex(char *out, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    sprintf(out + 2 * i, "%02x", p[i]);
 }
 
 /* A JSON string; names are printable without quotes (keygen's rule), but
@@ -88,37 +82,25 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_stop(s->loop);
 }
 
-static void on_closed(lm_node_t *node, int status, void *ud) {
-  (void)node;
-  (void)status;
-  (void)ud;
-}
-
 int main(int argc, char **argv) {
-  const char *key = NULL, *certf = NULL, *ckey = NULL;
-  const char *seeds[MAX_SEEDS];
-  size_t nseeds = 0;
+  tool_member_t opt;
+  memset(&opt, 0, sizeof opt);
   double seconds = 20;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc)
       usage();
     const char *v = argv[++i];
-    if (!strcmp(a, "--node-key"))
-      key = v;
-    else if (!strcmp(a, "--node-cert"))
-      certf = v;
-    else if (!strcmp(a, "--cluster-key"))
-      ckey = v;
-    else if (!strcmp(a, "--join") && nseeds < MAX_SEEDS)
-      seeds[nseeds++] = v;
-    else if (!strcmp(a, "--seconds"))
+    if (tool_member_arg(&opt, a, v))
+      continue;
+    if (!strcmp(a, "--seconds"))
       seconds = atof(v);
     else
       usage();
   }
-  if (!key || !certf || !ckey || !nseeds || seconds <= 0)
+  if (!tool_member_ok(&opt) || seconds <= 0)
     usage();
+  const char *key = opt.key, *certf = opt.cert, *ckey = opt.ckey;
 
   lm_keypair_t kp;
   lm_cert_t cert;
@@ -184,18 +166,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cert_joiner: cannot install the certificate\n");
     return 1;
   }
-  for (int i = 0; i < 20; i++) /* see start_node in tests/node_harness.h */
-    if ((rc = lm_node_start(n)) != UV_EADDRINUSE)
-      break;
-  if (rc || (rc = lm_node_join(n, seeds, nseeds))) {
-    fprintf(stderr, "cert_joiner: start/join: %s\n", lm_strerror(rc));
-    lm_node_close(n, on_closed, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+  if (tool_node_start(n, &loop, "cert_joiner", opt.seeds, opt.nseeds))
     return 1;
-  }
   char addr[LM_ADDR_STRLEN] = "?", idh[2 * LM_ID_LEN + 1];
   lm_node_bound_addr(n, addr, sizeof addr);
-  hex(idh, cert.node_pk, LM_ID_LEN);
+  tool_hex(idh, cert.node_pk, LM_ID_LEN);
   printf("{\"started\":true,\"name\":");
   put_json_str(cert.name);
   printf(",\"id\":\"%s\",\"addr\":\"%s\",\"not_before\":%llu,"
@@ -258,7 +233,7 @@ int main(int argc, char **argv) {
   printf("}\n");
   fflush(stdout);
 
-  lm_node_close(n, on_closed, NULL);
+  lm_node_close(n, tool_on_closed, NULL);
   uv_close((uv_handle_t *)&stop, NULL);
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);

@@ -38,6 +38,7 @@
 #include "node_internal.h"
 #include "svc_codec.h"
 #include "swim_proto.h"
+#include "tool_node.h"
 #include "trust.h"
 
 typedef struct forge {
@@ -45,9 +46,6 @@ typedef struct forge {
   lm_node_t *node;
   const char *victim, *target, *type;
   uint8_t victim_id[LM_ID_LEN];
-  int found;
-  int sent;
-  int left;
 } forge_t;
 
 static void usage(void) {
@@ -58,13 +56,9 @@ static void usage(void) {
   exit(2);
 }
 
-static void hex(char *out, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    sprintf(out + 2 * i, "%02x", p[i]);
-}
-
 /* The victim alive in this node's view: its id. */
-static int find_victim(forge_t *f) {
+static int find_victim(void *ud) {
+  forge_t *f = ud;
   lm_member_t *m;
   size_t n;
   if (lm_node_members(f->node, &m, &n))
@@ -146,7 +140,7 @@ static int send_forgery(forge_t *f) {
   lm__core_send_stream(f->node, &to, w.p, w.len);
 
   char vid[2 * LM_ID_LEN + 1], uu[LM_UUID_STRLEN + 1];
-  hex(vid, f->victim_id, LM_ID_LEN);
+  tool_hex(vid, f->victim_id, LM_ID_LEN);
   lm_uuid_format(uu, s.uuid);
   printf("{\"sent\":true,\"victim\":\"%s\",\"victim_id\":\"%s\","
          "\"target\":\"%s\",\"type\":\"%s\",\"uuid\":\"%s\",\"bytes\":%zu,"
@@ -157,42 +151,9 @@ static int send_forgery(forge_t *f) {
   return 0;
 }
 
-static void on_left(lm_node_t *node, int status, void *ud) {
-  (void)node;
-  (void)status;
-  ((forge_t *)ud)->left = 1;
-}
-
-static void on_tick(uv_timer_t *t) { (void)t; }
-
-/* Runs the loop until *flag or ms pass. */
-static int run_until_flag(forge_t *f, int *flag, uint64_t ms,
-                          int (*poll)(forge_t *)) {
-  uv_timer_t tick;
-  uv_timer_init(&f->loop, &tick);
-  uv_timer_start(&tick, on_tick, 20, 20);
-  uv_update_time(&f->loop);
-  uint64_t end = uv_now(&f->loop) + ms;
-  while (uv_now(&f->loop) < end) {
-    if (poll && poll(f))
-      *flag = 1;
-    if (flag && *flag)
-      break;
-    uv_run(&f->loop, UV_RUN_ONCE);
-  }
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  return flag ? *flag : 0;
-}
-
-static void on_closed(lm_node_t *node, int status, void *ud) {
-  (void)node;
-  (void)status;
-  (void)ud;
-}
-
 int main(int argc, char **argv) {
-  const char *key = NULL, *cert = NULL, *ckey = NULL, *join = NULL;
+  tool_member_t m;
+  memset(&m, 0, sizeof m);
   forge_t f;
   memset(&f, 0, sizeof f);
   f.type = "forged";
@@ -202,15 +163,9 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc)
       usage();
     const char *v = argv[++i];
-    if (!strcmp(a, "--node-key"))
-      key = v;
-    else if (!strcmp(a, "--node-cert"))
-      cert = v;
-    else if (!strcmp(a, "--cluster-key"))
-      ckey = v;
-    else if (!strcmp(a, "--join"))
-      join = v;
-    else if (!strcmp(a, "--victim-name"))
+    if (tool_member_arg(&m, a, v))
+      continue;
+    if (!strcmp(a, "--victim-name"))
       f.victim = v;
     else if (!strcmp(a, "--target"))
       f.target = v;
@@ -221,65 +176,23 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if (!key || !cert || !ckey || !join || !f.victim || !f.target ||
+  if (!tool_member_ok(&m) || !f.victim || !f.target ||
       timeout_s <= 0)
     usage();
 
-  lm_identity_t id;
-  int rc = lm_identity_load(&id, key, cert);
-  if (rc) {
-    fprintf(stderr, "forge_svc: %s / %s: %s\n", key, cert, lm_strerror(rc));
-    return 2;
-  }
-  lm_cert_t c;
-  if (lm_cert_load(&c, cert)) {
-    fprintf(stderr, "forge_svc: %s: not a certificate\n", cert);
-    return 2;
-  }
-  uint8_t trusted[1][LM_PUBLICKEY_BYTES];
-  if ((rc = lm_cluster_pubkey_load(trusted[0], ckey))) {
-    fprintf(stderr, "forge_svc: %s: %s\n", ckey, lm_strerror(rc));
-    return 2;
-  }
-  if (uv_loop_init(&f.loop))
-    return 1;
-  lm_options_t o;
-  memset(&o, 0, sizeof o);
-  o.name = c.name;
-  o.bind = "127.0.0.1:0";
-  o.identity = &id;
-  o.trusted = (const uint8_t(*)[LM_PUBLICKEY_BYTES])trusted;
-  o.ntrusted = 1;
-  rc = lm_node_new(&f.node, &f.loop, &o);
-  lm_identity_wipe(&id);
-  if (rc) {
-    fprintf(stderr, "forge_svc: lm_node_new: %s\n", lm_strerror(rc));
-    return 1;
-  }
-  for (int i = 0; i < 20; i++) /* see start_node in tests/node_harness.h */
-    if ((rc = lm_node_start(f.node)) != UV_EADDRINUSE)
-      break;
-  if (rc || (rc = lm_node_join(f.node, &join, 1))) {
-    fprintf(stderr, "forge_svc: start/join: %s\n", lm_strerror(rc));
-    lm_node_close(f.node, on_closed, NULL);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-    return 1;
-  }
+  int rc = tool_node_open(&f.node, &f.loop, "forge_svc", &m);
+  if (rc || (rc = tool_node_start(f.node, &f.loop, "forge_svc", m.seeds,
+                                   m.nseeds)))
+    return rc;
   int code = 1;
-  if (!run_until_flag(&f, &f.found, (uint64_t)(timeout_s * 1000),
-                      find_victim)) {
+  if (!tool_run(&f.loop, (uint64_t)(timeout_s * 1000), find_victim, &f)) {
     fprintf(stderr, "forge_svc: %s not seen alive within %.0f s\n", f.victim,
             timeout_s);
   } else if (send_forgery(&f) == 0) {
     code = 0;
-    /* let the frame go out (a stream connects first) */
-    int never = 0;
-    run_until_flag(&f, &never, 1000, NULL);
+    tool_run(&f.loop, 1000, NULL, NULL); /* the frame goes out (a stream
+                                            connects first) */
   }
-  if (lm_node_leave(f.node, on_left, &f) == 0)
-    run_until_flag(&f, &f.left, 5000, NULL);
-  lm_node_close(f.node, on_closed, NULL);
-  uv_run(&f.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&f.loop);
+  tool_node_finish(f.node, &f.loop);
   return code;
 }

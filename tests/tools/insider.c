@@ -54,7 +54,9 @@
 
 #include "node_internal.h"
 #include "svc_codec.h"
+#include "swim_msg.h"
 #include "swim_proto.h"
+#include "tool_node.h"
 #include "trust.h"
 
 #define MAX_PEERS 64
@@ -78,7 +80,6 @@ typedef struct insider {
   uint8_t victim_rec[1400], self_rec[1400];
   size_t victim_rec_len, self_rec_len;
   swim_inc_t victim_inc0;
-  int left;
 } insider_t;
 
 static void usage(void) {
@@ -89,33 +90,10 @@ static void usage(void) {
   exit(2);
 }
 
-static void hex(char *out, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    sprintf(out + 2 * i, "%02x", p[i]);
-}
-
-/* ---- the loop ---- */
-
-static void on_tick(uv_timer_t *t) { (void)t; }
-
-/* Runs the loop for `ms`, or until poll(f) says so; returns poll's last. */
-static int run_for(insider_t *f, uint64_t ms, int (*poll)(insider_t *)) {
-  uv_timer_t tick;
-  uv_timer_init(&f->loop, &tick);
-  uv_timer_start(&tick, on_tick, 20, 20);
-  uv_update_time(&f->loop);
-  uint64_t end = uv_now(&f->loop) + ms;
-  int ok = 0;
-  while (uv_now(&f->loop) < end && !(poll && (ok = poll(f))))
-    uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  return ok;
-}
-
 /* Reads the view: every other member alive or suspect, into f->peers. 1 when the
  * whole expected mesh is there and the victim is among it. */
-static int read_view(insider_t *f) {
+static int read_view(void *ud) {
+  insider_t *f = ud;
   lm_member_t *m;
   size_t n, alive = 0;
   if (lm_node_members(f->node, &m, &n))
@@ -146,7 +124,8 @@ static int read_view(insider_t *f) {
 }
 
 /* The victim has refuted since the start. */
-static int victim_moved(insider_t *f) {
+static int victim_moved(void *ud) {
+  insider_t *f = ud;
   return read_view(f) && (f->v->inc.gen > f->victim_inc0.gen ||
                           (f->v->inc.gen == f->victim_inc0.gen &&
                            f->v->inc.ver > f->victim_inc0.ver));
@@ -154,20 +133,9 @@ static int victim_moved(insider_t *f) {
 
 /* ---- messages ---- */
 
-typedef struct msg {
-  uint8_t buf[1400];
-  swim_wbuf_t w;
-  msgpack_packer pk;
-} msg_t;
-
-static void msg_begin(msg_t *m, uint8_t type, uint64_t from8) {
-  swim_wbuf_init(&m->w, m->buf, sizeof m->buf);
-  swim_wbuf_packer(&m->w, &m->pk);
-  swim_hdr_t h;
-  memset(&h, 0, sizeof h);
-  h.type = type;
-  h.from8 = from8; /* 0: nil, the transport names the sender */
-  swim_enc_hdr(&m->pk, &h);
+/* Messages up to a datagram's size (swim_msg.h). */
+static void msg_start(msg_t *m, uint8_t type, uint64_t from8) {
+  msg_begin_cap(m, SWIM_MTU, type, from8);
 }
 
 /* Signs [from, len) with the insider's own key, as the core signs. */
@@ -219,7 +187,7 @@ static void forge_alive(insider_t *f) {
   for (int k = 0; k < REPEAT; k++) {
     msg_t m;
     size_t from;
-    msg_begin(&m, SWIM_MSG_GOSSIP, 0);
+    msg_start(&m, SWIM_MSG_GOSSIP, 0);
     swim_enc_alive_body(&m.pk, f->v->id, f->v->name, &mine, inc,
                         (const uint8_t *)"forged", 6, &from);
     sign_own(f, &m, from);
@@ -234,7 +202,7 @@ static void forge_leave(insider_t *f) {
   for (int k = 0; k < REPEAT; k++) {
     msg_t m;
     size_t from;
-    msg_begin(&m, SWIM_MSG_GOSSIP, 0);
+    msg_start(&m, SWIM_MSG_GOSSIP, 0);
     swim_enc_left_body(&m.pk, f->v->id8, inc, &from);
     sign_own(f, &m, from);
     send_all(f, &m);
@@ -293,7 +261,7 @@ static void spoof_sender(insider_t *f) {
                                         SWIM_MSG_ACK};
   for (int k = 0; k < REPEAT; k++) {
     msg_t m;
-    msg_begin(&m, types[k], f->v->id8);
+    msg_start(&m, types[k], f->v->id8);
     send_all(f, &m);
   }
   report(f, "spoof_sender", REPEAT, 0);
@@ -305,7 +273,7 @@ static void accuse_ahead(insider_t *f) {
                                    {UINT32_MAX, 0}};
   for (int k = 0; k < REPEAT; k++) {
     msg_t m;
-    msg_begin(&m, SWIM_MSG_GOSSIP, 0);
+    msg_start(&m, SWIM_MSG_GOSSIP, 0);
     swim_enc_accuse(&m.pk, k == 1 ? SWIM_UPD_SUSPECT : SWIM_UPD_DEAD,
                     f->v->id8, incs[k], swim_id8(f->node->kp.pk));
     send_all(f, &m);
@@ -318,7 +286,7 @@ static void accuse_ahead(insider_t *f) {
 static void replay(insider_t *f) {
   for (int k = 0; k < REPEAT; k++) {
     msg_t m;
-    msg_begin(&m, SWIM_MSG_GOSSIP, 0);
+    msg_start(&m, SWIM_MSG_GOSSIP, 0);
     msgpack_pack_bin_body(&m.pk, f->victim_rec, f->victim_rec_len);
     msgpack_pack_bin_body(&m.pk, f->self_rec, f->self_rec_len);
     swim_enc_accuse(&m.pk, SWIM_UPD_DEAD, f->v->id8, f->victim_inc0,
@@ -336,7 +304,7 @@ static void verdict_flood(insider_t *f, double seconds) {
   while (uv_now(&f->loop) < end) {
     read_view(f);
     msg_t m;
-    msg_begin(&m, SWIM_MSG_GOSSIP, 0);
+    msg_start(&m, SWIM_MSG_GOSSIP, 0);
     unsigned n = 0;
     for (size_t i = 0; i < f->npeers; i++) {
       /* the accuser named is someone else again each time */
@@ -349,24 +317,13 @@ static void verdict_flood(insider_t *f, double seconds) {
     msgs++;
     recs = n > recs ? n : recs;
     targets = f->npeers > targets ? f->npeers : targets;
-    run_for(f, 100, NULL);
+    tool_run(&f->loop, 100, NULL, NULL);
   }
   f->npeers = targets; /* as many as it reached at most */
   report(f, "verdict_flood", msgs, msgs * recs);
 }
 
 /* ---- main ---- */
-
-static void on_left(lm_node_t *node, int status, void *ud) {
-  (void)node, (void)status;
-  ((insider_t *)ud)->left = 1;
-}
-
-static int has_left(insider_t *f) { return f->left; }
-
-static void on_closed(lm_node_t *node, int status, void *ud) {
-  (void)node, (void)status, (void)ud;
-}
 
 static int capture(insider_t *f) {
   const uint8_t *raw;
@@ -386,7 +343,7 @@ static int capture(insider_t *f) {
 }
 
 static int attack(insider_t *f, double flood_s, double timeout_s) {
-  if (!run_for(f, (uint64_t)(timeout_s * 1000), read_view)) {
+  if (!tool_run(&f->loop, (uint64_t)(timeout_s * 1000), read_view, f)) {
     fprintf(stderr, "insider: %zu members alive with %s among them not seen "
             "within %.0f s\n", f->expect, f->victim, timeout_s);
     return -1;
@@ -406,18 +363,18 @@ static int attack(insider_t *f, double flood_s, double timeout_s) {
     fprintf(stderr, "insider: cannot change its metadata\n");
     return -1;
   }
-  if (!run_for(f, (uint64_t)(timeout_s * 1000), victim_moved)) {
+  if (!tool_run(&f->loop, (uint64_t)(timeout_s * 1000), victim_moved, f)) {
     fprintf(stderr, "insider: %s never refuted\n", f->victim);
     return -1;
   }
-  run_for(f, 3000, NULL); /* the refutation and our change spread */
+  tool_run(&f->loop, 3000, NULL, NULL); /* the refutation and our change spread */
   read_view(f);
   replay(f);
-  run_for(f, 500, NULL);
+  tool_run(&f->loop, 500, NULL, NULL);
   verdict_flood(f, flood_s);
-  run_for(f, 1000, NULL); /* the last frames go out */
+  tool_run(&f->loop, 1000, NULL, NULL); /* the last frames go out */
   char vid[2 * LM_ID_LEN + 1];
-  hex(vid, f->v->id, LM_ID_LEN);
+  tool_hex(vid, f->v->id, LM_ID_LEN);
   lm_member_t me;
   lm_node_self(f->node, &me);
   printf("{\"done\":true,\"insider\":\"%s\",\"victim\":\"%s\","
@@ -428,7 +385,8 @@ static int attack(insider_t *f, double flood_s, double timeout_s) {
 }
 
 int main(int argc, char **argv) {
-  const char *key = NULL, *cert = NULL, *ckey = NULL, *join = NULL;
+  tool_member_t m;
+  memset(&m, 0, sizeof m);
   insider_t f;
   memset(&f, 0, sizeof f);
   double timeout_s = 60, flood_s = 20;
@@ -437,15 +395,9 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc)
       usage();
     const char *v = argv[++i];
-    if (!strcmp(a, "--node-key"))
-      key = v;
-    else if (!strcmp(a, "--node-cert"))
-      cert = v;
-    else if (!strcmp(a, "--cluster-key"))
-      ckey = v;
-    else if (!strcmp(a, "--join"))
-      join = v;
-    else if (!strcmp(a, "--expect"))
+    if (tool_member_arg(&m, a, v))
+      continue;
+    if (!strcmp(a, "--expect"))
       f.expect = (size_t)atoi(v);
     else if (!strcmp(a, "--victim"))
       f.victim = v;
@@ -456,55 +408,15 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if (!key || !cert || !ckey || !join || !f.victim || f.expect < 2 ||
+  if (!tool_member_ok(&m) || !f.victim || f.expect < 2 ||
       timeout_s <= 0 || flood_s < 0)
     usage();
 
-  lm_identity_t id;
-  int rc = lm_identity_load(&id, key, cert);
-  if (rc) {
-    fprintf(stderr, "insider: %s / %s: %s\n", key, cert, lm_strerror(rc));
-    return 2;
-  }
-  lm_cert_t c;
-  if (lm_cert_load(&c, cert)) {
-    fprintf(stderr, "insider: %s: not a certificate\n", cert);
-    return 2;
-  }
-  uint8_t trusted[1][LM_PUBLICKEY_BYTES];
-  if ((rc = lm_cluster_pubkey_load(trusted[0], ckey))) {
-    fprintf(stderr, "insider: %s: %s\n", ckey, lm_strerror(rc));
-    return 2;
-  }
-  if (uv_loop_init(&f.loop))
-    return 1;
-  lm_options_t o;
-  memset(&o, 0, sizeof o);
-  o.name = c.name;
-  o.bind = "127.0.0.1:0";
-  o.identity = &id;
-  o.trusted = (const uint8_t(*)[LM_PUBLICKEY_BYTES])trusted;
-  o.ntrusted = 1;
-  rc = lm_node_new(&f.node, &f.loop, &o);
-  lm_identity_wipe(&id);
-  if (rc) {
-    fprintf(stderr, "insider: lm_node_new: %s\n", lm_strerror(rc));
-    return 1;
-  }
-  for (int i = 0; i < 20; i++) /* see start_node in tests/node_harness.h */
-    if ((rc = lm_node_start(f.node)) != UV_EADDRINUSE)
-      break;
-  if (rc || (rc = lm_node_join(f.node, &join, 1))) {
-    fprintf(stderr, "insider: start/join: %s\n", lm_strerror(rc));
-    lm_node_close(f.node, on_closed, NULL);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-    return 1;
-  }
+  int rc = tool_node_open(&f.node, &f.loop, "insider", &m);
+  if (rc || (rc = tool_node_start(f.node, &f.loop, "insider", m.seeds,
+                                   m.nseeds)))
+    return rc;
   int code = attack(&f, flood_s, timeout_s) == 0 ? 0 : 1;
-  if (lm_node_leave(f.node, on_left, &f) == 0)
-    run_for(&f, 5000, has_left);
-  lm_node_close(f.node, on_closed, NULL);
-  uv_run(&f.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&f.loop);
+  tool_node_finish(f.node, &f.loop);
   return code;
 }
