@@ -90,8 +90,8 @@ static void usage(void) {
   exit(2);
 }
 
-/* Reads the view: every other member alive or suspect, into f->peers. 1 when the
- * whole expected mesh is there and the victim is among it. */
+/* Reads the view: every other member alive or suspect, into f->peers. 1
+ * when the whole expected mesh is there and the victim is among it. */
 static int read_view(void *ud) {
   insider_t *f = ud;
   lm_member_t *m;
@@ -367,7 +367,8 @@ static int attack(insider_t *f, double flood_s, double timeout_s) {
     fprintf(stderr, "insider: %s never refuted\n", f->victim);
     return -1;
   }
-  tool_run(&f->loop, 3000, NULL, NULL); /* the refutation and our change spread */
+  /* the refutation and our change spread */
+  tool_run(&f->loop, 3000, NULL, NULL);
   read_view(f);
   replay(f);
   tool_run(&f->loop, 500, NULL, NULL);
