@@ -49,7 +49,15 @@
 #define FENCE_OTHERS 4        /* fewer suspicions of others than this meanwhile */
 #define FENCE_RECOVER_ACKS 8  /* direct acks in a row end the fence */
 
-enum { M_FREE = 0x1, M_QUEUED = 0x2, M_PROBE_SOON = 0x4, M_REAPED = 0x8 };
+/* M_RECHECK: a probe of ours failed after the member's last refutation
+ * began, so the next probe asks it again (probe_end) */
+enum {
+  M_FREE = 0x1,
+  M_QUEUED = 0x2,
+  M_PROBE_SOON = 0x4,
+  M_REAPED = 0x8,
+  M_RECHECK = 0x10
+};
 
 typedef struct member {
   swim__rec_t *rec; /* latest alive record */
@@ -142,6 +150,7 @@ struct swim_core {
     int late;    /* the target acked after that */
     uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
+    swim_inc_t inc; /* the target's incarnation when the probe began */
   } probe;
   struct {
     int on;                  /* fenced: no refutations, no acks to pings */
@@ -1512,8 +1521,10 @@ static uint32_t next_target(swim_core_t *c) {
     uint32_t i = c->soon.v[--c->soon.n];
     if (!c->m[i].rec)
       continue;
-    c->m[i].flags &= (uint8_t)~M_PROBE_SOON;
-    if (c->m[i].status == SWIM_SUSPECT)
+    int recheck = c->m[i].flags & M_RECHECK;
+    c->m[i].flags &= (uint8_t)~(M_PROBE_SOON | M_RECHECK);
+    if (c->m[i].status == SWIM_SUSPECT ||
+        (recheck && c->m[i].status == SWIM_ALIVE))
       return i;
   }
   for (uint32_t scanned = 0; scanned <= c->order.n; scanned++) {
@@ -1554,6 +1565,7 @@ static void probe_start(swim_core_t *c) {
   c->probe.seq_stream = 0;
   c->probe.target = t;
   c->probe.target8 = c->m[t].id8;
+  c->probe.inc = c->m[t].inc;
   c->probe.seq = ++c->seq;
   c->probe.nacks = c->probe.nacks_expected = 0;
   c->probe.t_indirect = c->now + mul_ms(c->cfg.probe_timeout_ms, lhm);
@@ -1702,6 +1714,23 @@ static void probe_end(swim_core_t *c) {
   if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on ||
       fence_probation(c))
     return; /* fenced or on probation: we accuse nobody */
+  if (inc_cmp(tm->inc, c->probe.inc) > 0 &&
+      c->now > c->probe.t_indirect + c->cfg.probe_interval_ms) {
+    /* Our last pings went out more than a probe period ago (the probe was
+     * stretched by local health) and the member has signed a newer
+     * incarnation since it began (a refutation, say): the silence is old
+     * news about a life it has left. Accusing the new incarnation with it
+     * made a member back from a partition refute again and again until it
+     * fenced itself (128-node one-way cut, seed 26). The next probe asks
+     * it again instead, and that one's failure counts. An unstretched
+     * probe still accuses: a deaf member refutes too, and its removal
+     * relies on those accusations (docs/protocol.md, "Deaf members"). */
+    c->st.probes_stale++;
+    if (!(tm->flags & M_PROBE_SOON)) /* so it is asked again, first */
+      (void)VEC_PUSH(c->soon, t);
+    tm->flags |= M_PROBE_SOON | M_RECHECK;
+    return;
+  }
   if (tm->status == SWIM_ALIVE)
     mark_suspect(c, t, tm->inc, c->self8, 0);
   else if (tm->status == SWIM_SUSPECT && susp_confirm(c, tm, c->self8))
@@ -2198,6 +2227,17 @@ void swim_tick(swim_core_t *c, uint64_t now) {
       s->verify = 0;
       s->deadline = now + susp_timeout(s);
       ping_verdict(c, s->midx);
+      i++;
+      continue;
+    }
+    if (!s->verify && !s->doubt && s->nconf >= s->k && !c->leaving &&
+        now + c->cfg.probe_timeout_ms >= s->deadline && !susp_fresh(c, s)) {
+      /* Fully confirmed and due within a probe timeout, with no fresh
+       * failure of our own: the verdict ping that expiry (or the first
+       * verdict to arrive) would send goes out now, so its answer, or
+       * its silence, is in by the deadline. Same ping, same rule; a
+       * crashed member is declared one probe timeout sooner. */
+      verify_start(c, s->midx);
       i++;
       continue;
     }

@@ -335,6 +335,9 @@ typedef struct swim_stats {
   uint64_t stream_out, stream_bytes_out, stream_in, stream_bytes_in;
   uint64_t pings, ping_reqs, acks, nacks;
   uint64_t probes, probes_failed;
+  /* failed probes that accused nobody: the member signed a newer
+   * incarnation while they waited */
+  uint64_t probes_stale;
   uint64_t suspicions_raised, refutes, deaths_declared;
   /* times this node found itself deaf and stopped refuting (self-fencing,
    * see docs/protocol.md "Deaf members"), and times it came back */

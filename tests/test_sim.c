@@ -646,6 +646,26 @@ static void test_cli_same_seed_same_bytes(void **state) {
   free(a);
 }
 
+/* Seed 26 of the 128-node one-way cut (scripts/sim-partitions.sh): after
+ * the heal, probes stretched by local health across it failed and accused
+ * each refutation of a member in turn, until it fenced itself off and
+ * everyone declared it dead (127 such declarations). A probe that spans
+ * a newer incarnation now asks again instead (docs/protocol.md). */
+static void test_cli_oneway_heal_no_false_dead(void **state) {
+  (void)state;
+  char *argv[] = {(char *)LM_SIM_BIN, "--nodes", "128", "--seconds", "90",
+                  "--seed", "26", "--oneway", "20:60:0.5",
+                  "--deterministic", "-o", "json", NULL};
+  char *out, *err;
+  assert_int_equal(run_bin(argv, &out, &err), 0);
+  free(err);
+  assert_non_null(strstr(out, "\"heals\":[{\"at_ms\":80000"));
+  if (!strstr(out, "\"partition_false_dead\":0,"))
+    print_error("%s\n", out);
+  assert_non_null(strstr(out, "\"partition_false_dead\":0,"));
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fifo_at_equal_deadline),
@@ -658,6 +678,7 @@ int main(void) {
       cmocka_unit_test(test_leave_marks_left),
       cmocka_unit_test(test_drop_isolates_then_recovers),
       cmocka_unit_test(test_bootstrap_starts_converged),
+      cmocka_unit_test(test_cli_oneway_heal_no_false_dead),
       cmocka_unit_test(test_meta_reaches_everyone),
       cmocka_unit_test(test_addresses_and_ids),
       cmocka_unit_test(test_cli_bad_flags_exit_2),

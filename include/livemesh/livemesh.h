@@ -262,6 +262,9 @@ typedef struct lm_stats {
    * and the probes they saved; times this node found itself deaf and
    * fenced itself off, and times it came back (docs/protocol.md) */
   uint64_t stream_pings, stream_rescues, fences, unfences;
+  /* failed probes that accused nobody, because the member signed a newer
+   * incarnation (refuted) while they waited */
+  uint64_t probes_stale;
   /* Wire: certificates asked of others, asked of us, and learned; pair
    * keys derived (one per member talked to); records set aside until
    * their author's certificate arrived */

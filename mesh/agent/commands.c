@@ -119,6 +119,7 @@ static json_t *stats_json(agent_t *a, char *err, size_t cap) {
   PUT("refutes", st.refutes);
   PUT("stream_pings", st.stream_pings);
   PUT("stream_rescues", st.stream_rescues);
+  PUT("probes_stale", st.probes_stale);
   PUT("fences", st.fences);
   PUT("unfences", st.unfences);
   PUT("cert_requests_sent", st.cert_requests_sent);

@@ -257,6 +257,9 @@ char *lm__metrics_text(const lm__metrics_input_t *in) {
       st->stream_pings);
   one(&b, "livemesh_stream_rescues_total", "counter",
       "Probes answered only over the stream.", st->stream_rescues);
+  one(&b, "livemesh_probes_stale_total", "counter",
+      "Failed probes that accused nobody: the member refuted meanwhile.",
+      st->probes_stale);
   one(&b, "livemesh_fences_total", "counter",
       "Times this node found itself deaf and stopped refuting.", st->fences);
   one(&b, "livemesh_unfences_total", "counter",

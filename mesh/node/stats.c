@@ -51,6 +51,7 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->updates_applied = s->updates_applied;
   o->stream_pings = s->stream_pings;
   o->stream_rescues = s->stream_rescues;
+  o->probes_stale = s->probes_stale;
   o->fences = s->fences;
   o->unfences = s->unfences;
   o->records_deferred = s->records_deferred;
