@@ -70,11 +70,12 @@ set(LM_FUZZ_CMD_SOURCES
 lm_add_fuzz(fuzz_ctl_request ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_ctl_request.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/ctl_request
   SOURCES ${LM_FUZZ_CMD_SOURCES}
-  LIBS lm_agent_core lm_trust livemesh_static lm_bridge PkgConfig::JANSSON)
+  LIBS lm_agent_core lm_trust livemesh_static lm_bridge PkgConfig::JANSSON
+  lm_curl_dl)
 lm_add_fuzz(fuzz_http_req ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_http_req.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/http_req
   SOURCES ${LM_FUZZ_CMD_SOURCES}
   LIBS lm_agent_core lm_trust livemesh_static lm_bridge PkgConfig::JANSSON
-  PkgConfig::LM_FUZZ_MHD)
+  PkgConfig::LM_FUZZ_MHD lm_curl_dl)
 lm_add_fuzz(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/config LIBS lm_agent_core)

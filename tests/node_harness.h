@@ -69,6 +69,8 @@ typedef struct node_spec {
   uint64_t valid_s; /* the certificate's validity from now; 0: an hour */
   lm_event_cb on_event; /* NULL: record into the tnode */
   void *event_ud;
+  lm_log_cb log; /* NULL: no log; else the node's errors */
+  void *log_ud;
 } node_spec_t;
 
 static inline void on_alarm(int sig) {
@@ -157,7 +159,10 @@ static inline tnode_t *node_add(cluster_t *c, const node_spec_t *s) {
                     .probe_interval_ms = c->probe_ms,
                     .probe_timeout_ms = c->timeout_ms,
                     .on_event = s->on_event ? s->on_event : record,
-                    .event_ud = s->on_event ? s->event_ud : t};
+                    .event_ud = s->on_event ? s->event_ud : t,
+                    .log = s->log,
+                    .log_ud = s->log_ud,
+                    .log_level = LM_LOG_ERROR};
   int rc = lm_node_new(&t->node, s->threaded ? NULL : &c->loop, &o);
   lm_identity_wipe(&id);
   assert_int_equal(rc, 0);

@@ -70,7 +70,11 @@ json "$T/out" 'j["live"] is True and list(j["checks"]) == ["loop"] and j["checks
 
 echo "# the control socket rows"
 sock_req '{"cmd":"environ","id":1}'
-json "$T/out" 'j["ok"] is True and j["id"] == 1 and {"livemesh","libuv","libsodium","msgpack-c","jansson","libcurl"} <= set(j["libraries"]) and all(isinstance(v["version"], str) and v["version"] for v in j["libraries"].values())' "environ: every library with its version"
+json "$T/out" 'j["ok"] is True and j["id"] == 1 and {"livemesh","libuv","libsodium","msgpack-c","jansson"} <= set(j["libraries"]) and all(isinstance(v["version"], str) and v["version"] for v in j["libraries"].values())' "environ: every library with its version"
+# libcurl is loaded by the first http check, not before (mesh/checks/curl_dl.h)
+json "$T/out" '"libcurl" not in j["libraries"]' "environ: no libcurl before an http check"
+if grep -q 'libcurl\.so' "/proc/$APID/maps"; then bad "the agent maps libcurl with no http check"
+else ok "the agent does not map libcurl with no http check"; fi
 sock_req '{"cmd":"ready"}'
 json "$T/out" 'j["ok"] is True and j["ready"] is True and set(j["checks"]) == {"joined","converged","services","loop"}' "the ready row"
 sock_req '{"cmd":"live"}'
@@ -119,6 +123,10 @@ echo "# metrics"
 # of both kinds and results are counted
 expect 0 "register an exec-checked service" -- "$BIN" register "${S[@]}" --type job --exec-check true --interval 1s --timeout 500ms
 expect 0 "register an http-checked service" -- "$BIN" register "${S[@]}" --type web --http-check http://127.0.0.1:1/health --interval 1s --timeout 500ms
+if grep -q 'libcurl\.so' "/proc/$APID/maps"; then ok "the http check has loaded libcurl"
+else bad "libcurl is not mapped after an http check"; fi
+sock_req '{"cmd":"environ"}'
+json "$T/out" 'isinstance(j["libraries"]["libcurl"]["version"], str) and j["libraries"]["libcurl"]["version"][0].isdigit()' "environ: libcurl's version once loaded"
 # datagrams that are not livemesh's: dropped and counted by reason
 "$BIN" members "${S[@]}" -o json >"$T/members.json"
 ADDR=$(python3 -c 'import json,sys; print([m["addr"] for m in json.load(open(sys.argv[1])) if m["name"] == "n1"][0])' "$T/members.json")

@@ -143,8 +143,10 @@ int lm__probe_http(lm__agent_t *a, const char *path, int verbose,
                    char **body, const char **content_type);
 
 /* {NAME: {"version"}}: livemesh, libuv, libsodium, msgpack-c, jansson,
- * libcurl, and libmicrohttpd when the binary links it (the build defines
- * LM_HAVE_MICROHTTPD for probes_agent.c then). A new reference. */
+ * libcurl once an http check has loaded it (it is loaded on first use, and
+ * this report does not load it), and libmicrohttpd when the binary links
+ * it (the build defines LM_HAVE_MICROHTTPD for probes_agent.c then). A new
+ * reference. */
 json_t *lm__environ_libraries(void);
 
 /* Rows of the command table (commands.c):

@@ -9,7 +9,6 @@
  * the agent's state (agent.h).
  */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <jansson.h>
 #include <livemesh/livemesh.h>
 #include <msgpack.h>
@@ -25,6 +24,7 @@
 #include "agent.h"
 #include "agent_bridge.h"
 #include "commands.h"
+#include "curl_dl.h"
 #include "metrics.h"
 #include "probes.h"
 
@@ -62,8 +62,13 @@ json_t *lm__environ_libraries(void) {
   LIB("libsodium", sodium_version_string());
   LIB("msgpack-c", msgpack_version());
   LIB("jansson", jansson_version_str());
-  const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-  LIB("libcurl", cv && cv->version ? cv->version : LIBCURL_VERSION);
+  /* libcurl only once an http check has loaded it: asking for this report
+   * must not map it (curl_dl.h) */
+  const lm__curl_t *cu = lm__curl_loaded();
+  if (cu) {
+    const curl_version_info_data *cv = cu->version_info(CURLVERSION_NOW);
+    LIB("libcurl", cv && cv->version ? cv->version : LIBCURL_VERSION);
+  }
 #ifdef LM_HAVE_MICROHTTPD
   LIB("libmicrohttpd", MHD_get_version());
 #endif

@@ -80,7 +80,11 @@ static int has_ctl_or_space(const char *s) {
 }
 
 /* http:// or https://, a host, an optional port; curl's parser decides the
- * rest so what we accept is what curl will fetch. */
+ * rest so what we accept is what curl will fetch. That loads libcurl
+ * (curl_dl.h): validating an http check is the step before running one.
+ * Where libcurl cannot be loaded, the checks above are all there is, and
+ * the check's runs fail with the loader's reason: a host without libcurl
+ * still registers the service, shown down and saying why. */
 static int check_url(const char *url, char *err, size_t cap) {
   if (url == NULL || url[0] == '\0')
     return fail_at(err, cap, LM__CHECK_EINVAL, "url: missing");
@@ -99,24 +103,27 @@ static int check_url(const char *url, char *err, size_t cap) {
   if (*auth == '\0' || *auth == '/' || *auth == '?' || *auth == '#' ||
       *auth == ':' || *auth == '@')
     return fail_at(err, cap, LM__CHECK_EINVAL, "url: no host");
-  CURLU *u = curl_url();
+  const lm__curl_t *cu = lm__curl_load();
+  if (cu == NULL)
+    return 0;
+  CURLU *u = cu->url();
   if (u == NULL)
     return fail_at(err, cap, LM__CHECK_ENOMEM, "url: out of memory");
   int rc = 0;
-  CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+  CURLUcode uc = cu->url_set(u, CURLUPART_URL, url, 0);
   char *host = NULL, *port = NULL;
   if (uc != CURLUE_OK) {
-    rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: %s", curl_url_strerror(uc));
-  } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+    rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: %s", cu->url_strerror(uc));
+  } else if (cu->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
              host == NULL || host[0] == '\0') {
     rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: no host");
-  } else if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
+  } else if (cu->url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
              port != NULL && strcmp(port, "0") == 0) {
     rc = fail_at(err, cap, LM__CHECK_EINVAL, "url: port 0");
   }
-  curl_free(host);
-  curl_free(port);
-  curl_url_cleanup(u);
+  cu->free(host);
+  cu->free(port);
+  cu->url_cleanup(u);
   return rc;
 }
 

@@ -4,7 +4,10 @@
  * of five kinds (service.h's lm_check_kind_t): ttl, process, http, tcp and
  * exec. Nothing here ever blocks the loop: processes are watched through
  * pidfds, HTTP goes through libcurl's multi socket interface driven by
- * libuv, TCP connects and commands are libuv handles.
+ * libuv, TCP connects and commands are libuv handles. libcurl is loaded
+ * at run time (curl_dl.h) by the first http check validated or started,
+ * so a process without one never maps it; where it cannot be loaded, http
+ * checks are accepted and every run fails, its output saying why.
  *
  * Must never depend on: swim/, store/, sim/, the node (mesh/node.c) or the
  * agent. It sees only libuv, libcurl and include/livemesh/service.h, so the
@@ -188,6 +191,11 @@ void lm__check_stop(lm__check_t *check);
  * before these return when the status changes. */
 int lm__check_pass(lm__check_t *check, const char *note);
 int lm__check_fail(lm__check_t *check, const char *note);
+
+/* Why http checks cannot run in this process ("libcurl.so.4 not found
+ * (install libcurl4): ..."), or NULL when they can or none has tried: each
+ * such run fails with this as its output. Lets a caller log it once. */
+const char *lm__check_http_unavailable(void);
 
 lm_svc_status_t lm__check_status(const lm__check_t *check);
 /* The latest run's output (NUL-terminated, at most LM_CHECK_OUTPUT_MAX

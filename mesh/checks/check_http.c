@@ -6,6 +6,11 @@
  * http check. 2xx and 3xx are up; redirects are not followed; every run
  * opens a fresh connection, and proxies from the environment are ignored,
  * so the check sees the service, not a cached connection or a proxy.
+ *
+ * libcurl is loaded (curl_dl.h) with the first http check (check.c's URL
+ * validation, or its first run), not before: a process whose checks are
+ * never http ones never maps it. If it cannot be loaded, each run fails
+ * with the loader's reason as its output.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,31 +35,32 @@ static void sock_closed(uv_handle_t *h) {
 /* Every finished transfer: its verdict. Called outside any curl call, so
  * the callbacks it runs may add or remove transfers. */
 static void drain(lm__checker_t *c) {
+  const lm__curl_t *cu = c->cu;
   CURLMsg *m;
   int left;
   while (c->multi != NULL && !c->closing &&
-         (m = curl_multi_info_read(c->multi, &left)) != NULL) {
+         (m = cu->multi_info_read(c->multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE)
       continue;
     CURL *e = m->easy_handle;
     CURLcode res = m->data.result;
     void *priv = NULL;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    cu->easy_getinfo(e, CURLINFO_PRIVATE, &priv);
     run_t *r = priv;
     long code = 0;
     char out[CURL_ERROR_SIZE + 32];
     lm__check_result_t rr;
     if (res == CURLE_OK) {
-      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+      cu->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
       snprintf(out, sizeof(out), "HTTP %ld", code);
       rr = code >= 200 && code < 400 ? LM__CHECK_OK : LM__CHECK_FAIL;
     } else {
       rr = res == CURLE_OPERATION_TIMEDOUT ? LM__CHECK_TIMEOUT : LM__CHECK_FAIL;
       snprintf(out, sizeof(out), "%s",
-               r->u.http.errbuf[0] ? r->u.http.errbuf : curl_easy_strerror(res));
+               r->u.http.errbuf[0] ? r->u.http.errbuf : cu->easy_strerror(res));
     }
-    curl_multi_remove_handle(c->multi, e);
-    curl_easy_cleanup(e);
+    cu->multi_remove_handle(c->multi, e);
+    cu->easy_cleanup(e);
     r->u.http.easy = NULL;
     lm__chk_run_done(r, rr, out);
     lm__chk_run_free(r);
@@ -64,6 +70,7 @@ static void drain(lm__checker_t *c) {
 static void on_poll(uv_poll_t *h, int status, int events) {
   sock_t *s = h->data;
   lm__checker_t *c = s->c;
+  const lm__curl_t *cu = c->cu;
   int flags = 0, running = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -73,22 +80,24 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (events & UV_WRITABLE)
       flags |= CURL_CSELECT_OUT;
   }
-  curl_multi_socket_action(c->multi, s->fd, flags, &running);
+  cu->multi_socket_action(c->multi, s->fd, flags, &running);
   drain(c);
 }
 
 static void on_curl_timeout(uv_timer_t *t) {
   lm__checker_t *c = t->data;
+  const lm__curl_t *cu = c->cu;
   int running = 0;
   if (c->multi == NULL)
     return;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  cu->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain(c);
 }
 
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
                      void *socketp) {
   lm__checker_t *c = userp;
+  const lm__curl_t *cu = c->cu;
   sock_t *s = socketp;
   (void)e;
   if (what == CURL_POLL_REMOVE) {
@@ -96,7 +105,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
       uv_poll_stop(&s->poll);
       uv_close((uv_handle_t *)&s->poll, sock_closed);
       if (!c->multi_closing)
-        curl_multi_assign(c->multi, fd, NULL);
+        cu->multi_assign(c->multi, fd, NULL);
     }
     return 0;
   }
@@ -111,7 +120,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
     s->fd = fd;
     s->poll.data = s;
     c->handles++;
-    curl_multi_assign(c->multi, fd, s);
+    cu->multi_assign(c->multi, fd, s);
   }
   int ev = 0;
   if (what & CURL_POLL_IN)
@@ -133,20 +142,17 @@ static int on_timer_set(CURLM *m, long ms, void *userp) {
   return 0;
 }
 
+/* The multi handle, once libcurl is loaded (the caller checked c->cu). */
 static int ensure_multi(lm__checker_t *c) {
+  const lm__curl_t *cu = c->cu;
   if (c->multi != NULL)
     return 0;
-  if (!c->curl_inited) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return LM__CHECK_ENOMEM;
-    c->curl_inited = 1;
-  }
-  if ((c->multi = curl_multi_init()) == NULL)
+  if ((c->multi = cu->multi_init()) == NULL)
     return LM__CHECK_ENOMEM;
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  cu->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  cu->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  cu->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
+  cu->multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   return 0;
 }
 
@@ -159,36 +165,45 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) {
 int lm__chk_http_start(run_t *r) {
   lm__check_t *k = r->check;
   lm__checker_t *c = k->c;
+  if (c->cu == NULL && (c->cu = lm__curl_load()) == NULL) {
+    /* libcurl is missing (or unusable): the check fails with the reason,
+     * every run, and the loop goes on. */
+    const char *why = lm__curl_error();
+    lm__chk_run_done(r, LM__CHECK_FAIL, why ? why : "libcurl not loaded");
+    lm__chk_run_free(r);
+    return 0;
+  }
+  const lm__curl_t *cu = c->cu;
   int rc = ensure_multi(c);
   if (rc != 0)
     return rc;
-  CURL *e = curl_easy_init();
+  CURL *e = cu->easy_init();
   if (e == NULL)
     return LM__CHECK_ENOMEM;
   r->u.http.errbuf[0] = '\0';
-  curl_easy_setopt(e, CURLOPT_URL, k->url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->u.http.errbuf);
-  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)k->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  cu->easy_setopt(e, CURLOPT_URL, k->url);
+  cu->easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
+  cu->easy_setopt(e, CURLOPT_ERRORBUFFER, r->u.http.errbuf);
+  cu->easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  cu->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)k->timeout_ms);
+  cu->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  cu->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  cu->easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-  curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  curl_easy_setopt(e, CURLOPT_PROXY, "");
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "livemesh-check");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+  cu->easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  cu->easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  cu->easy_setopt(e, CURLOPT_PROXY, "");
+  cu->easy_setopt(e, CURLOPT_USERAGENT, "livemesh-check");
+  cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
   if (k->tls_skip_verify) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    cu->easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    cu->easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
+  if (cu->multi_add_handle(c->multi, e) != CURLM_OK) {
+    cu->easy_cleanup(e);
     return LM__CHECK_ENOMEM;
   }
   r->u.http.easy = e;
@@ -197,22 +212,23 @@ int lm__chk_http_start(run_t *r) {
 
 void lm__chk_http_abort(run_t *r) {
   lm__checker_t *c = r->check->c;
+  const lm__curl_t *cu = c->cu;
   if (r->u.http.easy != NULL) {
-    curl_multi_remove_handle(c->multi, r->u.http.easy);
-    curl_easy_cleanup(r->u.http.easy);
+    cu->multi_remove_handle(c->multi, r->u.http.easy);
+    cu->easy_cleanup(r->u.http.easy);
     r->u.http.easy = NULL;
   }
   lm__chk_run_free(r);
 }
 
+const char *lm__check_http_unavailable(void) { return lm__curl_error(); }
+
+/* The multi handle goes; libcurl itself stays loaded and initialized for
+ * the process (curl_dl.h), for other checkers and later ones. */
 void lm__chk_http_close(lm__checker_t *c) {
   c->multi_closing = 1;
   if (c->multi != NULL) {
-    curl_multi_cleanup(c->multi);
+    c->cu->multi_cleanup(c->multi);
     c->multi = NULL;
-  }
-  if (c->curl_inited) {
-    curl_global_cleanup();
-    c->curl_inited = 0;
   }
 }

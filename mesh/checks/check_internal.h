@@ -14,9 +14,8 @@
 #ifndef LIVEMESH_MESH_CHECK_INTERNAL_H
 #define LIVEMESH_MESH_CHECK_INTERNAL_H
 
-#include <curl/curl.h>
-
 #include "check.h"
+#include "curl_dl.h"
 
 #define KINDS_MAX 6 /* lm_check_kind_t values 1..5 index the counters */
 
@@ -36,9 +35,10 @@ struct lm__checker {
   int pumping;
   uint64_t runs[KINDS_MAX][LM__CHECK_RESULTS];
 
-  /* libcurl, created with the first http check */
+  /* libcurl (curl_dl.h), loaded and its CURLM created with the first run
+   * of an http check */
+  const lm__curl_t *cu;
   CURLM *multi;
-  int curl_inited;
   uv_timer_t curl_timer;
   int multi_closing;
 
@@ -126,7 +126,9 @@ void lm__chk_verdict(lm__check_t *k, lm__check_result_t res,
 void lm__chk_fmt_ms(char *out, size_t cap, uint64_t ms);
 
 /* Each kind: start a run (0, or a negative code with nothing left open),
- * and abort one (no verdict; the run frees itself once closed). */
+ * and abort one (no verdict; the run frees itself once closed). An http
+ * run that cannot load libcurl gives its verdict (failed, with the
+ * loader's reason as output), frees itself and returns 0. */
 int lm__chk_http_start(run_t *r);
 void lm__chk_http_abort(run_t *r);
 void lm__chk_http_close(lm__checker_t *c); /* from the curl timer's close */

@@ -116,6 +116,7 @@ struct lm__svc {
   uint64_t drops[LM__SVC_DROP_COUNT];
   uint64_t lists_sent, lists_received, requests_sent;
   uint64_t last_sweep;
+  int http_unavailable_logged;
 };
 
 static char *sdup(const char *s) { return strdup(s ? s : ""); }
@@ -1310,6 +1311,21 @@ int lm__svc_new(lm_node_t *n) {
   return 0;
 }
 
+/* Every check run: an http run that failed because libcurl cannot be
+ * loaded is logged, once per node (each run's output says it too). */
+static void on_check_run(lm__check_t *c, lm_check_kind_t kind,
+                         lm__check_result_t result, void *ud) {
+  (void)c;
+  lm_node_t *n = ud;
+  const char *why;
+  if (kind != LM_CHECK_HTTP || result == LM__CHECK_OK ||
+      n->svc->http_unavailable_logged ||
+      (why = lm__check_http_unavailable()) == NULL)
+    return;
+  n->svc->http_unavailable_logged = 1;
+  lm__node_log(n, LM_LOG_ERROR, "http checks cannot run, they fail: %s", why);
+}
+
 /* On the loop, once the core exists: this node in its own view, the
  * checker, the timers. */
 int lm__svc_start(lm_node_t *n) {
@@ -1318,7 +1334,8 @@ int lm__svc_start(lm_node_t *n) {
   memset(&o, 0, sizeof o);
   o.allow_exec = n->opt.allow_exec_checks;
   o.max_concurrent = n->opt.max_concurrent_checks;
-  o.run_cb = NULL;
+  o.run_cb = on_check_run;
+  o.run_ud = n;
   int rc = lm__checker_new(&S->checker, n->loop, &o);
   if (rc)
     return rc == LM__CHECK_ENOMEM ? LM_ENOMEM : rc;

@@ -15,8 +15,8 @@
  */
 #define _GNU_SOURCE
 #include "lookup.h"
+#include "curl_dl.h" /* libcurl, loaded for --http only */
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <livemesh/client.h>
 #include <livemesh/livemesh.h>
@@ -340,14 +340,16 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
   json_t *http = json_null();
   uint64_t http_found = 0, http_connects = 0;
   if (o->http) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *e = curl_easy_init();
+    const lm__curl_t *cu = lm__curl_load();
+    if (!cu)
+      die("--http: %s", lm__curl_error());
+    CURL *e = cu->easy_init();
     http_body_t hb = {0};
     if (!e)
       die("curl_easy_init failed");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &hb);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
+    cu->easy_setopt(e, CURLOPT_WRITEDATA, &hb);
+    cu->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     uint32_t calls = o->client_calls;
     int64_t *hs = malloc(calls * sizeof *hs);
     if (!hs)
@@ -357,15 +359,15 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
       const key_t_ *k = &keys[i % L];
       snprintf(url, sizeof url, "http://%s/v1/is-up?type=%s&host=%s",
                o->http, k->type, k->host);
-      curl_easy_setopt(e, CURLOPT_URL, url);
+      cu->easy_setopt(e, CURLOPT_URL, url);
       hb.len = 0;
       int64_t t0 = mono_ns();
-      CURLcode cc = curl_easy_perform(e);
+      CURLcode cc = cu->easy_perform(e);
       int64_t t1 = mono_ns();
       long code = 0;
-      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+      cu->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
       if (cc != CURLE_OK || code != 200)
-        die("GET %s: %s (status %ld)", url, curl_easy_strerror(cc), code);
+        die("GET %s: %s (status %ld)", url, cu->easy_strerror(cc), code);
       if (i >= CLIENT_WARMUP) {
         hs[i - CLIENT_WARMUP] = t1 - t0;
         http_found += hb.len > 0 && memmem(hb.buf, hb.len, "\"status\":\"unknown\"",
@@ -373,10 +375,9 @@ int lm_bench_lookup(const lm_bench_lookup_opts_t *o) {
       }
     }
     long nc = 0;
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nc);
+    cu->easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nc);
     http_connects = (uint64_t)nc;
-    curl_easy_cleanup(e);
-    curl_global_cleanup();
+    cu->easy_cleanup(e);
     http = dist_json(hs, calls, 1000.0);
     free(hs);
   }

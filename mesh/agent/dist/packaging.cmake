@@ -58,7 +58,15 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# Depends: from the libraries the binaries link (dpkg-shlibdeps)
+# Depends: from the libraries the binaries link (dpkg-shlibdeps), and
+# libcurl4, which dpkg-shlibdeps cannot see: liblivemesh loads
+# libcurl.so.4 with dlopen() when an HTTP check first runs, so that a
+# process without one never maps it. A Depends, not a Recommends: any
+# client may register an HTTP-checked service at run time, and without
+# libcurl every such service would show down ("libcurl.so.4 not found").
+# 7.80.0: the oldest libcurl with every function the loader takes
+# (curl_url_strerror).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4 (>= 7.80.0)")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # the shared library is in the package itself: dpkg-shlibdeps must find it
 # there, not ask for another package
