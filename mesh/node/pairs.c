@@ -18,7 +18,7 @@
 #include "node_internal.h"
 #include "swim_proto.h"
 
-#define ADDR_SLOTS 256
+#define ADDR_SLOTS 256 /* the address cache at most; 16 at least */
 
 /* Every node holds a pair for nearly every member, so the pairs sit in a
  * dense array (no empty slots of 96 bytes) found through an open-addressed
@@ -41,7 +41,8 @@ struct lm__pairs {
   size_t icap; /* a power of two, or 0 */
   lm_pair_self_t self;
   int self_ok;
-  addr_ent_t addrs[ADDR_SLOTS];
+  addr_ent_t *addrs; /* naddrs of them, a power of two, or NULL */
+  size_t naddrs;
 };
 
 static uint32_t hint32_of(const uint8_t *pk) {
@@ -62,6 +63,7 @@ void lm__pairs_free(lm_node_t *n) {
     sodium_memzero(n->pairs->v, n->pairs->cap * sizeof *n->pairs->v);
   free(n->pairs->v);
   free(n->pairs->ix);
+  free(n->pairs->addrs);
   sodium_memzero(&n->pairs->self, sizeof n->pairs->self);
   free(n->pairs);
   n->pairs = NULL;
@@ -143,12 +145,34 @@ static const lm_pair_t *pair_for_pk(lm_node_t *n, const uint8_t *pk) {
   return np;
 }
 
-static size_t addr_slot(const swim_addr_t *a) {
+static size_t addr_hash(const swim_addr_t *a) {
   uint64_t h = 1469598103934665603ull;
   for (int i = 0; i < 16; i++)
     h = (h ^ a->ip[i]) * 1099511628211ull;
   h = (h ^ a->port ^ (uint64_t)a->family << 16) * 1099511628211ull;
-  return (size_t)(h >> 20) % ADDR_SLOTS;
+  return (size_t)(h >> 20);
+}
+
+/* The cache slot of an address. The cache is direct-mapped, with about
+ * two slots a member of the core, up to ADDR_SLOTS, so that a small mesh
+ * does not pay for a large one; growing drops what it held (entries come
+ * back from datagrams and from the members' records). NULL: no memory. */
+static addr_ent_t *addr_ent(lm_node_t *n, struct lm__pairs *ps,
+                            const swim_addr_t *a) {
+  size_t want = 16, nm = n->core ? swim_member_count(n->core) : 0;
+  while (want < 2 * nm && want < ADDR_SLOTS)
+    want *= 2;
+  if (want > ps->naddrs) {
+    addr_ent_t *v = calloc(want, sizeof *v);
+    if (v) {
+      free(ps->addrs);
+      ps->addrs = v;
+      ps->naddrs = want;
+    } else if (!ps->addrs) {
+      return NULL;
+    }
+  }
+  return &ps->addrs[addr_hash(a) & (ps->naddrs - 1)];
 }
 
 static int addr_eq(const swim_addr_t *a, const swim_addr_t *b) {
@@ -161,7 +185,9 @@ void lm__pairs_saw(lm_node_t *n, const swim_addr_t *a, const uint8_t *pk) {
   struct lm__pairs *ps = pairs(n);
   if (!ps)
     return;
-  addr_ent_t *e = &ps->addrs[addr_slot(a)];
+  addr_ent_t *e = addr_ent(n, ps, a);
+  if (!e)
+    return;
   e->addr = *a;
   memcpy(e->pk, pk, SWIM_ID_LEN);
   e->used = 1;
@@ -172,7 +198,9 @@ const lm_pair_t *lm__pair_for_addr(lm_node_t *n, const swim_addr_t *to) {
   struct lm__pairs *ps = pairs(n);
   if (!ps || !n->core)
     return NULL;
-  addr_ent_t *e = &ps->addrs[addr_slot(to)];
+  addr_ent_t *e = addr_ent(n, ps, to);
+  if (!e)
+    return NULL;
   if (!e->used || !addr_eq(&e->addr, to)) {
     /* the member that advertises this address, if any */
     size_t nm = swim_member_count(n->core);
