@@ -132,6 +132,18 @@ static void ht_insert(htab_t *t, hnode_t *n) {
     ht_grow(t);
 }
 
+/* nw takes old's place in its chain (same hash, same position). */
+static void ht_replace(htab_t *t, hnode_t *old, hnode_t *nw) {
+  hnode_t **pp = &t->b[old->hash & t->mask];
+  while (*pp && *pp != old)
+    pp = &(*pp)->next;
+  if (*pp) {
+    nw->hash = old->hash;
+    nw->next = old->next;
+    *pp = nw;
+  }
+}
+
 static void ht_remove(htab_t *t, hnode_t *n) {
   hnode_t **pp = &t->b[n->hash & t->mask];
   while (*pp && *pp != n)
@@ -183,22 +195,36 @@ struct svc {
   const char *eff_cause;
 };
 
+/* Every node holds one of these per member, so the strings are sized to
+ * what they hold, in the same allocation: name[] is the name, a NUL, the
+ * address, a NUL. A longer name or address moves the member to a bigger
+ * allocation (member_restring). */
 struct member {
   hnode_t hid, hname;
   member_t *prev, *next;
   uint8_t id[LM_STORE_ID_LEN];
-  char name[LM_STORE_NAME_MAX + 1];
-  char addr[LM_STORE_ADDR_MAX + 1];
   int status;
   uint32_t gen, ver;
-  int64_t since_ms;
   int is_self;
+  int64_t since_ms;
   lm_svclist_t *list; /* NULL until a list is held */
   uint8_t *raw;
   size_t raw_len;
   svc_t *svcs;
   size_t nsvcs;
+  uint8_t addr_at; /* the address is name + addr_at */
+  uint8_t room;    /* bytes of name[] */
+  char name[];
 };
+
+/* name[] holds at most the longest name and address and their NULs. */
+typedef char member_room_fits_[LM_STORE_NAME_MAX + LM_STORE_ADDR_MAX + 2 <= 255
+                                   ? 1
+                                   : -1];
+
+static const char *member_addr(const member_t *m) {
+  return m->name + m->addr_at;
+}
 
 /* A queued event: copies, so it survives the service it is about. */
 typedef struct qev {
@@ -668,7 +694,7 @@ static void member_view(const member_t *m, lm_store_member_t *o) {
   memset(o, 0, sizeof *o);
   memcpy(o->id, m->id, LM_STORE_ID_LEN);
   o->name = m->name;
-  o->addr = m->addr;
+  o->addr = member_addr(m);
   o->status = m->status;
   o->gen = m->gen;
   o->ver = m->ver;
@@ -681,8 +707,9 @@ static void member_view(const member_t *m, lm_store_member_t *o) {
 }
 
 /* A new name: its services move to the host and (type, host) groups of
- * the new name. Groups are taken first, so failing changes nothing. */
-static int member_rename(lm_store_t *st, member_t *m, const char *name) {
+ * the new name (the name itself is written by member_put_strings). Groups
+ * are taken first, so failing changes nothing. */
+static int member_regroup(lm_store_t *st, member_t *m, const char *name) {
   group_t **ng = NULL;
   if (m->nsvcs) {
     ng = calloc(2 * m->nsvcs, sizeof *ng);
@@ -719,11 +746,57 @@ static int member_rename(lm_store_t *st, member_t *m, const char *name) {
     }
   }
   free(ng);
-  ht_remove(&st->by_name, &m->hname);
-  copy_str(m->name, sizeof m->name, name);
-  m->hname.hash = hash_str(m->name);
-  ht_insert(&st->by_name, &m->hname);
   return 0;
+}
+
+/* Bytes of name[] for these strings (both within their limits). */
+static size_t member_room(const char *name, const char *addr) {
+  return strlen(name) + 1 + strlen(addr) + 1;
+}
+
+static member_t *member_alloc(size_t room) {
+  member_t *m = calloc(1, offsetof(member_t, name) + room);
+  if (m)
+    m->room = (uint8_t)room;
+  return m;
+}
+
+/* Writes both strings into name[] (room was checked). Either may point
+ * into name[] itself (a caller handing back what member_find gave it), so
+ * they are assembled aside first. */
+static void member_put_strings(member_t *m, const char *name,
+                               const char *addr) {
+  char buf[LM_STORE_NAME_MAX + LM_STORE_ADDR_MAX + 2];
+  size_t nl = strlen(name), al = strlen(addr);
+  memcpy(buf, name, nl + 1);
+  memcpy(buf + nl + 1, addr, al + 1);
+  memcpy(m->name, buf, nl + al + 2);
+  m->addr_at = (uint8_t)(nl + 1);
+}
+
+/* m's fields move to nm (allocated with more room), which takes its place
+ * in the id table, the name table (unless m was taken out of it), the
+ * member list and its services. Strings are not copied, and m is left to
+ * the caller to free: the new strings may still be read from it. */
+static member_t *member_move(lm_store_t *st, member_t *m, member_t *nm,
+                             int in_names) {
+  uint8_t room = nm->room;
+  memcpy(nm, m, offsetof(member_t, name));
+  nm->room = room;
+  ht_replace(&st->by_id, &m->hid, &nm->hid);
+  if (in_names)
+    ht_replace(&st->by_name, &m->hname, &nm->hname);
+  if (nm->prev)
+    nm->prev->next = nm;
+  else
+    st->mhead = nm;
+  if (nm->next)
+    nm->next->prev = nm;
+  else
+    st->mtail = nm;
+  for (size_t i = 0; i < nm->nsvcs; i++)
+    nm->svcs[i].m = nm;
+  return nm;
 }
 
 /* Moves a member to a new status: the member event first, then one event
@@ -764,12 +837,11 @@ int lm_store_member_set(lm_store_t *st, const lm_store_member_t *in,
   if (!m) {
     if (q_reserve(st, 1))
       return LM_STORE_ENOMEM;
-    m = calloc(1, sizeof *m);
+    m = member_alloc(member_room(in->name, addr));
     if (!m)
       return LM_STORE_ENOMEM;
     memcpy(m->id, in->id, LM_STORE_ID_LEN);
-    copy_str(m->name, sizeof m->name, in->name);
-    copy_str(m->addr, sizeof m->addr, addr);
+    member_put_strings(m, in->name, addr);
     m->status = in->status;
     m->gen = in->gen;
     m->ver = in->ver;
@@ -794,19 +866,42 @@ int lm_store_member_set(lm_store_t *st, const lm_store_member_t *in,
   }
   int renamed = strcmp(m->name, in->name) != 0;
   int restatus = m->status != in->status;
-  int other = strcmp(m->addr, addr) != 0 || m->gen != in->gen ||
+  int readdressed = strcmp(member_addr(m), addr) != 0;
+  int other = readdressed || m->gen != in->gen ||
               m->ver != in->ver || m->since_ms != in->since_ms ||
               m->is_self != (in->is_self != 0);
   if (!renamed && !restatus && !other)
     return 0;
   if (restatus && q_reserve(st, 1 + m->nsvcs))
     return LM_STORE_ENOMEM;
+  member_t *nm = NULL;
+  size_t room = member_room(in->name, addr);
+  if ((renamed || readdressed) && room > m->room &&
+      !(nm = member_alloc(room)))
+    return LM_STORE_ENOMEM;
   if (renamed) {
-    int rc = member_rename(st, m, in->name);
-    if (rc)
+    int rc = member_regroup(st, m, in->name);
+    if (rc) {
+      free(nm);
       return rc;
+    }
+    ht_remove(&st->by_name, &m->hname);
   }
-  copy_str(m->addr, sizeof m->addr, addr);
+  member_t *old = NULL;
+  if (nm) {
+    old = m;
+    m = member_move(st, m, nm, !renamed);
+  }
+  if (renamed || readdressed)
+    member_put_strings(m, in->name, addr);
+  free(old);
+  if (renamed) {
+    m->hname.hash = hash_str(m->name);
+    ht_insert(&st->by_name, &m->hname);
+  }
+  /* the services' host is the member's name */
+  for (size_t i = 0; nm && i < m->nsvcs; i++)
+    m->svcs[i].pub.host = m->name;
   m->gen = in->gen;
   m->ver = in->ver;
   m->since_ms = in->since_ms;

@@ -503,6 +503,17 @@ static void test_hundred_nodes(void **state) {
     int st = status_of(&c->t[i], c->t[(i + 50) % n].name);
     assert_true(st == LM_ALIVE || st == LM_SUSPECT);
   }
+  /* the pairwise keys (pairs.c): each derived once and kept (a lost one
+   * would be derived again), each found again under its own key (a wrong
+   * one fails as bad_signature) */
+  for (int i = 0; i < n; i++) {
+    lm_stats_t s;
+    assert_int_equal(lm_node_stats(c->t[i].node, &s), 0);
+    assert_true(s.pair_keys_derived >= 1);
+    assert_true(s.pair_keys_derived <= (uint64_t)n - 1);
+    for (size_t k = 0; k < s.ndropped; k++)
+      assert_string_not_equal(s.dropped[k].reason, "bad_signature");
+  }
   cluster_free(c);
 }
 

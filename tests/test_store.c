@@ -1072,6 +1072,153 @@ static void test_store_rename(void **state) {
   lm_store_free(st);
 }
 
+static int first_member_cb(void *ud, const lm_store_member_t *m) {
+  *(int *)ud = m->id[0];
+  return 1;
+}
+
+/* Names and addresses are kept at their length: a member whose strings
+ * grow moves, and every way of reaching it (id, name, the member order,
+ * its services' host, is_up, watches) follows; strings at the maximum
+ * length fit, one byte more is refused. */
+static void test_store_member_strings(void **state) {
+  (void)state;
+  lm_store_t *st = new_store();
+  populate(st);
+  char longname[LM_STORE_NAME_MAX + 2], longaddr[LM_STORE_ADDR_MAX + 2];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = 0;
+  memset(longaddr, '1', sizeof longaddr - 1);
+  longaddr[sizeof longaddr - 1] = 0;
+
+  rec_t *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  lm_store_watch_filter_t wf;
+  memset(&wf, 0, sizeof wf);
+  wf.all = 1;
+  uint64_t wid;
+  assert_int_equal(lm_store_watch_add(st, &wf, rec_cb, r, 110, &wid), 0);
+  r->n = 0;
+
+  lm_store_member_t m;
+  memset(&m, 0, sizeof m);
+  mk_id(m.id, 1);
+  m.status = LM_STORE_ALIVE;
+  m.gen = m.ver = 1;
+  m.since_ms = 100;
+  /* one byte too long, either string: refused, nothing changes */
+  m.name = longname;
+  m.addr = "10.0.0.1:7946";
+  assert_int_equal(lm_store_member_set(st, &m, 150), LM_STORE_EINVAL);
+  longname[LM_STORE_NAME_MAX] = 0;
+  m.addr = longaddr;
+  assert_int_equal(lm_store_member_set(st, &m, 150), LM_STORE_EINVAL);
+  longaddr[LM_STORE_ADDR_MAX] = 0;
+  assert_int_equal(lm_store_member_find_name(st, "node-1", NULL), 0);
+
+  /* both at the maximum: the member outgrows its room */
+  assert_int_equal(lm_store_member_set(st, &m, 150), 0);
+  lm_store_member_t out;
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  assert_string_equal(out.name, longname);
+  assert_string_equal(out.addr, longaddr);
+  assert_int_equal(out.nservices, 3);
+  assert_int_equal(out.svc_seq, 1);
+  assert_int_equal(lm_store_member_find_name(st, longname, &out), 0);
+  assert_int_equal(out.id[0], 1);
+  assert_int_equal(lm_store_member_find_name(st, "node-1", NULL),
+                   LM_STORE_ENOTFOUND);
+  int first = 0;
+  assert_int_equal(lm_store_members_each(st, first_member_cb, &first), 1);
+  assert_int_equal(first, 1); /* still first in the order of arrival */
+  assert_int_equal(count_each(st, NULL, longname, NULL, -1), 3);
+  assert_int_equal(count_each(st, "api", longname, NULL, -1), 2);
+  assert_int_equal(count_each(st, NULL, "node-1", NULL, -1), 0);
+  lm_store_is_up_t up;
+  assert_int_equal(lm_store_is_up(st, "db", longname, 150, &up), 1);
+  assert_string_equal(up.host, longname);
+  uint8_t u[LM_UUID_LEN];
+  mk_uuid(u, 1, 2);
+  lm_store_svc_view_t v;
+  assert_int_equal(lm_store_service_find(st, u, &v), 0);
+  assert_string_equal(v.svc->host, longname);
+  mk_id(m.id, 1);
+  assert_memory_equal(v.member_id, m.id, LM_STORE_ID_LEN);
+  assert_counts(st, 3, 4, 1, 1);
+  assert_int_equal(r->n, 0); /* a name or an address is not a transition */
+
+  /* the member dies: its services' events carry the new name */
+  m.status = LM_STORE_DEAD;
+  assert_int_equal(lm_store_member_set(st, &m, 160), 0);
+  assert_int_equal(r->n, 3); /* the member, api 0, db (api 1 was down) */
+  for (int i = 0; i < r->n; i++)
+    assert_string_equal(r->ev[i].host, longname);
+
+  /* shorter strings are written in place; the view handed out may be
+   * handed back with one field changed (the strings alias the store) */
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  out.addr = "10.9.9.9:1";
+  out.status = LM_STORE_ALIVE;
+  assert_int_equal(lm_store_member_set(st, &out, 170), 0);
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  assert_string_equal(out.name, longname);
+  assert_string_equal(out.addr, "10.9.9.9:1");
+  out.name = "n1";
+  assert_int_equal(lm_store_member_set(st, &out, 180), 0);
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  assert_string_equal(out.name, "n1");
+  assert_string_equal(out.addr, "10.9.9.9:1");
+  assert_int_equal(lm_store_is_up(st, "db", "n1", 180, NULL), 1);
+  assert_int_equal(count_each(st, NULL, longname, NULL, -1), 0);
+  /* a longer name than the room now, keeping the address it had */
+  out.name = "node-one-again";
+  assert_int_equal(lm_store_member_set(st, &out, 190), 0);
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  assert_string_equal(out.name, "node-one-again");
+  assert_string_equal(out.addr, "10.9.9.9:1");
+  assert_int_equal(count_each(st, "api", "node-one-again", NULL, -1), 2);
+  /* no address at all */
+  out.addr = NULL;
+  assert_int_equal(lm_store_member_set(st, &out, 200), 0);
+  assert_int_equal(lm_store_member_find(st, m.id, &out), 0);
+  assert_string_equal(out.addr, "");
+  assert_string_equal(out.name, "node-one-again");
+
+  /* two members of one name: a move keeps which one a name finds */
+  assert_int_equal(set_member(st, 5, LM_STORE_ALIVE, 210), 0);
+  assert_int_equal(set_member(st, 6, LM_STORE_ALIVE, 210), 0);
+  lm_store_member_t twin;
+  for (int k = 5; k <= 6; k++) {
+    mk_id(twin.id, k);
+    assert_int_equal(lm_store_member_find(st, twin.id, &twin), 0);
+    twin.name = "twin";
+    assert_int_equal(lm_store_member_set(st, &twin, 220), 0);
+  }
+  assert_int_equal(lm_store_member_find_name(st, "twin", &out), 0);
+  int found = out.id[0];
+  for (int k = 5; k <= 6; k++) {
+    mk_id(twin.id, k);
+    assert_int_equal(lm_store_member_find(st, twin.id, &twin), 0);
+    twin.addr = longaddr;
+    assert_int_equal(lm_store_member_set(st, &twin, 230), 0);
+    assert_int_equal(lm_store_member_find_name(st, "twin", &out), 0);
+    assert_int_equal(out.id[0], found);
+    assert_int_equal(lm_store_member_find(st, twin.id, &out), 0);
+    assert_string_equal(out.addr, longaddr);
+    assert_string_equal(out.name, "twin");
+  }
+  /* and removal still finds each one */
+  for (int k = 5; k <= 6; k++) {
+    mk_id(twin.id, k);
+    assert_int_equal(lm_store_member_remove(st, twin.id, 240), 0);
+  }
+  assert_int_equal(lm_store_member_find_name(st, "twin", NULL),
+                   LM_STORE_ENOTFOUND);
+  assert_counts(st, 3, 4, 1, 1);
+  lm_store_free(st);
+  free(r);
+}
+
 static void test_store_10000_members(void **state) {
   (void)state;
   enum { M = 10000, K = 10 };
@@ -1747,6 +1894,7 @@ int main(void) {
       cmocka_unit_test(test_uuid_and_names),
       cmocka_unit_test(test_store_indexes),
       cmocka_unit_test(test_store_rename),
+      cmocka_unit_test(test_store_member_strings),
       cmocka_unit_test(test_store_10000_members),
       cmocka_unit_test(test_is_up_table),
       cmocka_unit_test(test_is_up_workers),

@@ -1263,6 +1263,21 @@ static void test_replay_table(void **state) {
   assert_int_equal(lm_replay_check(r, h, UINT64_MAX), LM_TRUST_EREPLAYED);
   assert_int_equal(lm_replay_check(r, h, UINT64_MAX - 1), 0);
   assert_int_equal(lm_replay_check(r, h, 624), LM_TRUST_ESTALE);
+
+  /* An empty slot is one whose top is 0: counter 0 is refused and leaves
+   * nothing behind; counter 1, the smallest, takes a slot like any other,
+   * and a forgotten sender starts afresh. */
+  size_t before = lm_replay_count(r);
+  uint64_t z = 0x77ull << 40;
+  assert_int_equal(lm_replay_commit(r, z, 0), LM_TRUST_EINVAL);
+  assert_int_equal(lm_replay_count(r), before);
+  assert_int_equal(lm_replay_commit(r, z, 1), 0);
+  assert_int_equal(lm_replay_count(r), before + 1);
+  assert_int_equal(lm_replay_check(r, z, 1), LM_TRUST_EREPLAYED);
+  assert_int_equal(lm_replay_check(r, z, 2), 0);
+  lm_replay_forget(r, z);
+  assert_int_equal(lm_replay_count(r), before);
+  assert_int_equal(lm_replay_check(r, z, 1), 0);
   lm_replay_free(r);
 }
 

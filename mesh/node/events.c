@@ -13,6 +13,9 @@
 
 /* ---- events ---- */
 
+/* Events a node keeps room for between dispatches. */
+#define EV_KEEP 16
+
 void lm__to_member(lm_node_t *n, const swim_member_t *m, lm_member_t *out) {
   memset(out, 0, sizeof *out);
   snprintf(out->name, sizeof out->name, "%s", m->name);
@@ -29,7 +32,7 @@ void lm__core_event(void *ud, const swim_event_t *ev) {
   lm_node_t *n = ud;
   lm__svc_member_event(n, ev);
   if (n->nev == n->capev) {
-    size_t cap = n->capev ? n->capev * 2 : 16;
+    size_t cap = n->capev ? n->capev * 2 : EV_KEEP;
     lm_event_t *v = realloc(n->evs, cap * sizeof *v);
     if (!v)
       return;
@@ -62,6 +65,13 @@ void lm__dispatch(lm_node_t *n) {
     if (!n->close_pending && n->state != ST_CLOSING)
       lm__svc_dispatch(n);
   } while (n->nev && !n->close_pending && n->state != ST_CLOSING);
+  /* a burst (a join that merges a whole view) grows the queue to the size
+   * of the mesh; a quiet node should not keep that for good */
+  if (!n->nev && n->capev > EV_KEEP) {
+    free(n->evs);
+    n->evs = NULL;
+    n->capev = 0;
+  }
   n->in_dispatch = 0;
   if (n->close_pending)
     lm__do_close(n);

@@ -18,13 +18,15 @@
 #include "node_internal.h"
 #include "swim_proto.h"
 
-#define ADDR_SLOTS 256
+#define ADDR_SLOTS 256 /* the address cache at most; 16 at least */
 
-typedef struct pair_ent {
-  lm_pair_t p;
-  uint32_t hint32;
-  int used;
-} pair_ent_t;
+/* Every node holds a pair for nearly every member, so the pairs sit in a
+ * dense array (no empty slots of 96 bytes) found through an open-addressed
+ * index of 8-byte slots, kept under 3/4 full. */
+typedef struct pair_slot {
+  uint32_t hint32; /* the peer key's first four bytes */
+  uint32_t at;     /* 1 + its index in v; 0: empty */
+} pair_slot_t;
 
 typedef struct addr_ent {
   swim_addr_t addr;
@@ -33,11 +35,14 @@ typedef struct addr_ent {
 } addr_ent_t;
 
 struct lm__pairs {
-  pair_ent_t *v;
+  lm_pair_t *v; /* n of cap; key material, wiped when freed or moved */
   size_t cap, n;
+  pair_slot_t *ix;
+  size_t icap; /* a power of two, or 0 */
   lm_pair_self_t self;
   int self_ok;
-  addr_ent_t addrs[ADDR_SLOTS];
+  addr_ent_t *addrs; /* naddrs of them, a power of two, or NULL */
+  size_t naddrs;
 };
 
 static uint32_t hint32_of(const uint8_t *pk) {
@@ -57,40 +62,64 @@ void lm__pairs_free(lm_node_t *n) {
   if (n->pairs->v)
     sodium_memzero(n->pairs->v, n->pairs->cap * sizeof *n->pairs->v);
   free(n->pairs->v);
+  free(n->pairs->ix);
+  free(n->pairs->addrs);
+  sodium_memzero(&n->pairs->self, sizeof n->pairs->self);
   free(n->pairs);
   n->pairs = NULL;
 }
 
+static void ix_put(pair_slot_t *ix, size_t icap, uint32_t hint32,
+                   uint32_t at) {
+  size_t j = hint32 & (icap - 1);
+  while (ix[j].at)
+    j = (j + 1) & (icap - 1);
+  ix[j].hint32 = hint32;
+  ix[j].at = at;
+}
+
+/* Room for one more pair. The array is moved by hand, not realloc'd, so
+ * that the old copy of the keys is wiped. */
 static int grow(struct lm__pairs *ps) {
-  size_t ncap = ps->cap ? ps->cap * 2 : 64;
-  pair_ent_t *nv = calloc(ncap, sizeof *nv);
-  if (!nv)
+  if (ps->n == UINT32_MAX - 1)
     return -1;
-  for (size_t i = 0; i < ps->cap; i++) {
-    if (!ps->v[i].used)
-      continue;
-    size_t j = ps->v[i].hint32 & (ncap - 1);
-    while (nv[j].used)
-      j = (j + 1) & (ncap - 1);
-    nv[j] = ps->v[i];
+  if (ps->n == ps->cap) {
+    size_t ncap = ps->cap ? ps->cap * 2 : 16;
+    lm_pair_t *nv = malloc(ncap * sizeof *nv);
+    if (!nv)
+      return -1;
+    if (ps->n)
+      memcpy(nv, ps->v, ps->n * sizeof *nv);
+    if (ps->v)
+      sodium_memzero(ps->v, ps->cap * sizeof *ps->v);
+    free(ps->v);
+    ps->v = nv;
+    ps->cap = ncap;
   }
-  if (ps->v)
-    sodium_memzero(ps->v, ps->cap * sizeof *ps->v);
-  free(ps->v);
-  ps->v = nv;
-  ps->cap = ncap;
+  if ((ps->n + 1) * 4 > ps->icap * 3) {
+    size_t ncap = ps->icap ? ps->icap * 2 : 32;
+    pair_slot_t *nix = calloc(ncap, sizeof *nix);
+    if (!nix)
+      return -1;
+    for (size_t i = 0; i < ps->n; i++)
+      ix_put(nix, ncap, hint32_of(ps->v[i].pk), (uint32_t)i + 1);
+    free(ps->ix);
+    ps->ix = nix;
+    ps->icap = ncap;
+  }
   return 0;
 }
 
 static const lm_pair_t *find_pk(struct lm__pairs *ps, const uint8_t *pk) {
-  if (!ps->cap)
+  if (!ps->icap)
     return NULL;
   uint32_t h = hint32_of(pk);
-  for (size_t i = h & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
-    if (!ps->v[i].used)
+  for (size_t i = h & (ps->icap - 1);; i = (i + 1) & (ps->icap - 1)) {
+    if (!ps->ix[i].at)
       return NULL;
-    if (ps->v[i].hint32 == h && memcmp(ps->v[i].p.pk, pk, SWIM_ID_LEN) == 0)
-      return &ps->v[i].p;
+    const lm_pair_t *p = &ps->v[ps->ix[i].at - 1];
+    if (ps->ix[i].hint32 == h && memcmp(p->pk, pk, SWIM_ID_LEN) == 0)
+      return p;
   }
 }
 
@@ -102,32 +131,48 @@ static const lm_pair_t *pair_for_pk(lm_node_t *n, const uint8_t *pk) {
   const lm_pair_t *p = find_pk(ps, pk);
   if (p)
     return p;
-  if ((ps->n + 1) * 4 > ps->cap * 3 && grow(ps))
+  if (grow(ps))
     return NULL;
-  lm_pair_t np;
   uint8_t px[32];
+  lm_pair_t *np = &ps->v[ps->n];
   if (!ps->self_ok || lm_pair_peer_x(px, pk) != 0 ||
-      lm_pair_derive_x(&np, &ps->self, pk, px) != 0)
+      lm_pair_derive_x(np, &ps->self, pk, px) != 0) {
+    sodium_memzero(np, sizeof *np);
     return NULL;
-  uint32_t h = hint32_of(pk);
-  size_t i = h & (ps->cap - 1);
-  while (ps->v[i].used)
-    i = (i + 1) & (ps->cap - 1);
-  ps->v[i].p = np;
-  ps->v[i].hint32 = h;
-  ps->v[i].used = 1;
-  ps->n++;
-  sodium_memzero(&np, sizeof np);
+  }
+  ix_put(ps->ix, ps->icap, hint32_of(pk), (uint32_t)++ps->n);
   CNT_ADD(n->pairs_derived, 1);
-  return &ps->v[i].p;
+  return np;
 }
 
-static size_t addr_slot(const swim_addr_t *a) {
+static size_t addr_hash(const swim_addr_t *a) {
   uint64_t h = 1469598103934665603ull;
   for (int i = 0; i < 16; i++)
     h = (h ^ a->ip[i]) * 1099511628211ull;
   h = (h ^ a->port ^ (uint64_t)a->family << 16) * 1099511628211ull;
-  return (size_t)(h >> 20) % ADDR_SLOTS;
+  return (size_t)(h >> 20);
+}
+
+/* The cache slot of an address. The cache is direct-mapped, with about
+ * two slots a member of the core, up to ADDR_SLOTS, so that a small mesh
+ * does not pay for a large one; growing drops what it held (entries come
+ * back from datagrams and from the members' records). NULL: no memory. */
+static addr_ent_t *addr_ent(lm_node_t *n, struct lm__pairs *ps,
+                            const swim_addr_t *a) {
+  size_t want = 16, nm = n->core ? swim_member_count(n->core) : 0;
+  while (want < 2 * nm && want < ADDR_SLOTS)
+    want *= 2;
+  if (want > ps->naddrs) {
+    addr_ent_t *v = calloc(want, sizeof *v);
+    if (v) {
+      free(ps->addrs);
+      ps->addrs = v;
+      ps->naddrs = want;
+    } else if (!ps->addrs) {
+      return NULL;
+    }
+  }
+  return &ps->addrs[addr_hash(a) & (ps->naddrs - 1)];
 }
 
 static int addr_eq(const swim_addr_t *a, const swim_addr_t *b) {
@@ -140,7 +185,9 @@ void lm__pairs_saw(lm_node_t *n, const swim_addr_t *a, const uint8_t *pk) {
   struct lm__pairs *ps = pairs(n);
   if (!ps)
     return;
-  addr_ent_t *e = &ps->addrs[addr_slot(a)];
+  addr_ent_t *e = addr_ent(n, ps, a);
+  if (!e)
+    return;
   e->addr = *a;
   memcpy(e->pk, pk, SWIM_ID_LEN);
   e->used = 1;
@@ -151,7 +198,9 @@ const lm_pair_t *lm__pair_for_addr(lm_node_t *n, const swim_addr_t *to) {
   struct lm__pairs *ps = pairs(n);
   if (!ps || !n->core)
     return NULL;
-  addr_ent_t *e = &ps->addrs[addr_slot(to)];
+  addr_ent_t *e = addr_ent(n, ps, to);
+  if (!e)
+    return NULL;
   if (!e->used || !addr_eq(&e->addr, to)) {
     /* the member that advertises this address, if any */
     size_t nm = swim_member_count(n->core);
@@ -183,12 +232,12 @@ const lm_pair_t *lm__pair_lookup(void *ud, uint32_t hint32, unsigned i) {
   if (!ps || !n->core)
     return NULL;
   unsigned k = 0;
-  if (ps->cap)
-    for (size_t j = hint32 & (ps->cap - 1); ps->v[j].used;
-         j = (j + 1) & (ps->cap - 1))
-      if (ps->v[j].hint32 == hint32 && lm__certs_ok(n, ps->v[j].p.pk) &&
-          k++ == i)
-        return &ps->v[j].p;
+  if (ps->icap)
+    for (size_t j = hint32 & (ps->icap - 1); ps->ix[j].at;
+         j = (j + 1) & (ps->icap - 1))
+      if (ps->ix[j].hint32 == hint32 &&
+          lm__certs_ok(n, ps->v[ps->ix[j].at - 1].pk) && k++ == i)
+        return &ps->v[ps->ix[j].at - 1];
   /* not derived yet: the core's members with that prefix */
   size_t nm = swim_member_count(n->core);
   swim_member_t m;

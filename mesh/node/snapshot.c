@@ -74,6 +74,8 @@ typedef struct down {
   uint64_t died;       /* loop ms; 0 while only suspect */
 } down_t;
 
+#define DOWNS_MIN 8
+
 struct lm__snap {
   int from_file, isolated, resyncing, had_peers;
   int64_t view_ms;  /* unix ms the stale view dates from */
@@ -132,10 +134,30 @@ static down_t *down_find(struct lm__snap *S, const uint8_t *id) {
   return NULL;
 }
 
+/* Halves the array when it is at most a quarter full: a mass join, with
+ * its passing suspicions, grows it far beyond what a quiet mesh keeps. */
+static void downs_trim(struct lm__snap *S) {
+  if (S->capdowns <= DOWNS_MIN || S->ndowns * 4 > S->capdowns)
+    return;
+  if (!S->ndowns) {
+    free(S->downs);
+    S->downs = NULL;
+    S->capdowns = 0;
+    return;
+  }
+  down_t *v = realloc(S->downs, S->capdowns / 2 * sizeof *v);
+  if (v) {
+    S->downs = v;
+    S->capdowns /= 2;
+  }
+}
+
 static void down_drop(struct lm__snap *S, const uint8_t *id) {
   down_t *d = down_find(S, id);
-  if (d)
+  if (d) {
     *d = S->downs[--S->ndowns];
+    downs_trim(S);
+  }
 }
 
 int lm__snap_frozen(lm_node_t *n) { return n->snap && n->snap->isolated; }
@@ -158,7 +180,7 @@ void lm__snap_member_change(lm_node_t *n, const uint8_t *id, int status,
     if (held.status != LM_STORE_ALIVE)
       return; /* no alive status to go back to */
     if (S->ndowns == S->capdowns) {
-      size_t cap = S->capdowns ? S->capdowns * 2 : 8;
+      size_t cap = S->capdowns ? S->capdowns * 2 : DOWNS_MIN;
       down_t *v = realloc(S->downs, cap * sizeof *v);
       if (!v)
         return;
@@ -250,6 +272,7 @@ static void hold_view(lm_node_t *n, uint64_t since) {
     lm_store_member_set(st, &m, now);
     *d = S->downs[--S->ndowns];
   }
+  downs_trim(S);
 }
 
 /* After every core call, on the loop thread, without the lock. */

@@ -748,12 +748,13 @@ int lm_svc_verify(const uint8_t sig[LM_SIG_LEN], const uint8_t *list,
 
 /* ---- replay windows ----------------------------------------------------- */
 
-/* bits[0] bit d: counter top-d seen (d < 64); bits[1] bit d: top-64-d. */
+/* bits[0] bit d: counter top-d seen (d < 64); bits[1] bit d: top-64-d.
+ * Counters start at 1, so top 0 marks an empty slot: 32 bytes a sender,
+ * and every node holds one for nearly every member. */
 typedef struct {
   uint64_t hint;
   uint64_t top;
   uint64_t bits[2];
-  int used;
 } lm__replay_slot_t;
 
 struct lm_replay {
@@ -774,7 +775,7 @@ static size_t replay_home(const lm_replay_t *r, uint64_t hint) {
 static lm__replay_slot_t *replay_find(const lm_replay_t *r, uint64_t hint) {
   for (size_t i = replay_home(r, hint);; i = (i + 1) & (r->cap - 1)) {
     lm__replay_slot_t *s = &r->slots[i];
-    if (!s->used)
+    if (!s->top)
       return NULL;
     if (s->hint == hint)
       return s;
@@ -817,10 +818,10 @@ static int replay_grow(lm_replay_t *r) {
   if (!n.slots)
     return LM_TRUST_ENOMEM;
   for (size_t i = 0; i < r->cap; i++) {
-    if (!r->slots[i].used)
+    if (!r->slots[i].top)
       continue;
     size_t j = replay_home(&n, r->slots[i].hint);
-    while (n.slots[j].used)
+    while (n.slots[j].top)
       j = (j + 1) & (n.cap - 1);
     n.slots[j] = r->slots[i];
     n.count++;
@@ -856,12 +857,11 @@ int lm_replay_commit(lm_replay_t *r, uint64_t hint, uint64_t counter) {
         return rc;
     }
     size_t i = replay_home(r, hint);
-    while (r->slots[i].used)
+    while (r->slots[i].top)
       i = (i + 1) & (r->cap - 1);
     s = &r->slots[i];
     memset(s, 0, sizeof *s);
-    s->used = 1;
-    s->hint = hint;
+    s->hint = hint; /* taken: top becomes counter (> 0) below */
     r->count++;
   }
   if (counter > s->top) {
@@ -895,7 +895,7 @@ void lm_replay_forget(lm_replay_t *r, uint64_t hint) {
    * later entry of the run that could live in the hole moves into it. */
   size_t i = (size_t)(s - r->slots);
   for (size_t j = (i + 1) & (r->cap - 1);; j = (j + 1) & (r->cap - 1)) {
-    if (!r->slots[j].used)
+    if (!r->slots[j].top)
       break;
     size_t h = replay_home(r, r->slots[j].hint);
     /* Move j to i unless its home lies cyclically in (i, j]. */
