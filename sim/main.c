@@ -1220,12 +1220,14 @@ static json_t *deaf_json(run_t *r) {
   return a;
 }
 
-/* The moment the mesh is considered up: the dissemination probe goes out
- * 2 s later and the default kill 10 s later. */
+/* The moment the mesh is considered up: the steady window runs 4 to 9 s
+ * later, the dissemination probe (a metadata change) goes out after it, at
+ * 9.5 s, so the window does not carry its gossip, and the default kill
+ * follows at 10 s. */
 static void set_base(run_t *r) {
   r->base_set = 1;
   uint64_t base = now_rel(r);
-  action_t *m = tl_add(&r->st->tl, base + 2000, A_META);
+  action_t *m = tl_add(&r->st->tl, base + 9500, A_META);
   m->node = 0;
   if (r->st->kill && r->st->kill_at < 0) {
     action_t *k = tl_add(&r->st->tl, base + 10000, A_KILL);
