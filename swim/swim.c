@@ -222,6 +222,21 @@ static int vec_grow(void **v, uint32_t *cap, uint32_t need, size_t elem) {
   *cap = nc;
   return 0;
 }
+/* Gives back what a burst left: a vector at a quarter of its room or
+ * less halves it, down to `keep` elements. */
+static void vec_shrink(void **v, uint32_t *cap, uint32_t n, size_t elem,
+                       uint32_t keep) {
+  if (*cap <= keep || n > *cap / 4)
+    return;
+  uint32_t nc = *cap / 2 > keep ? *cap / 2 : keep;
+  void *nv = realloc(*v, (size_t)nc * elem);
+  if (nv) {
+    *v = nv;
+    *cap = nc;
+  }
+}
+#define VEC_SHRINK(vec, keep)                                                  \
+  vec_shrink((void **)&(vec).v, &(vec).cap, (vec).n, sizeof *(vec).v, (keep))
 #define VEC_PUSH(vec, val)                                                     \
   (vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof *(vec).v)        \
        ? SWIM_ENOMEM                                                           \
@@ -255,6 +270,13 @@ const char *swim_drop_name(int reason) {
 
 size_t swim_member_footprint(void) {
   return sizeof(member_t) + 2 * sizeof(uint32_t) + sizeof(uint32_t);
+}
+
+size_t swim_queue_bytes(const swim_core_t *c) {
+  size_t b = 0;
+  for (uint32_t l = 0; l < BQ_LEVELS; l++)
+    b += (size_t)c->bq[l].cap * sizeof(bcast_t);
+  return b;
 }
 
 static void logf_(swim_core_t *c, int level, const char *fmt, ...)
@@ -657,6 +679,9 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
       break;
     }
   }
+  /* after a mass join the queues drain, and their room goes back */
+  for (uint32_t lvl = 0; lvl < BQ_LEVELS; lvl++)
+    VEC_SHRINK(c->bq[lvl], 16);
   if (digest && c->susp.n) {
     /* A member we suspect may long have refuted: ask about it, so a
      * refutation we missed comes back in the ack. */

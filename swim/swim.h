@@ -360,6 +360,11 @@ size_t swim_rec_cache_size(const swim_rec_cache_t *cache);
  * (shareable) alive record. */
 size_t swim_member_footprint(void);
 
+/* Bytes a core holds for its gossip queues right now: they grow with a
+ * burst (every member of a mass join is queued everywhere) and give the
+ * room back as they drain. */
+size_t swim_queue_bytes(const swim_core_t *c);
+
 #ifdef __cplusplus
 }
 #endif

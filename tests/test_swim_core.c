@@ -1152,6 +1152,38 @@ static void test_datagram_size(void **state) {
 
 /* ---- memory ---- */
 
+/* A mass join queues every member in every core; once the gossip is out,
+ * the queues give their room back (at most 16 entries a level stay). */
+static size_t queue_room_max(tp_net_t *net, int n) {
+  size_t most = 0;
+  for (int i = 0; i < n; i++)
+    if (swim_queue_bytes(net->n[i].core) > most)
+      most = swim_queue_bytes(net->n[i].core);
+  return most;
+}
+
+static void test_queue_room_returns(void **state) {
+  (void)state;
+  const int n = 48;
+  tp_net_t *net = net_new(0);
+  for (int i = 0; i < n; i++)
+    assert_int_equal(tp_start(net, i, 0), 0);
+  for (int i = 1; i < n; i++)
+    assert_int_equal(tp_join(net, i, 0), 0);
+  size_t peak = 0;
+  for (int t = 0; t < 20000; t += TP_STEP_MS) {
+    tp_run(net, TP_STEP_MS);
+    size_t m = queue_room_max(net, n);
+    peak = m > peak ? m : peak;
+  }
+  assert_true(tp_wait_converged(net, 20000));
+  tp_run(net, 60000);
+  size_t after = queue_room_max(net, n);
+  assert_true(peak >= (size_t)n * 32); /* the join queued every member */
+  assert_true(after <= 32 * 16 * 32);  /* levels x kept entries x entry */
+  assert_true(after < peak);
+}
+
 static void test_memory(void **state) {
   (void)state;
   assert_true(swim_member_footprint() <= 64);
@@ -1222,6 +1254,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_no_reentry, teardown),
       cmocka_unit_test_teardown(test_datagram_size, teardown),
       cmocka_unit_test_teardown(test_memory, teardown),
+      cmocka_unit_test_teardown(test_queue_room_returns, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
