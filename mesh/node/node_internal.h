@@ -39,6 +39,11 @@ void lm__swim_to_sa(const swim_addr_t *a, struct sockaddr_storage *out);
 int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 
 #define MAX_CONNS 128
+/* A receive buffer grows by at most this much beyond what has arrived
+ * (or by what has arrived, when more), whatever length a frame's prefix
+ * claims; before the prefix, it starts at STREAM_RX_MIN. */
+#define STREAM_RX_STEP 65536
+#define STREAM_RX_MIN 4096
 #define CONN_TIMEOUT_MS 10000 /* whole life of a stream connection */
 #define CONN_IDLE_MS 3000     /* an inbound one that sends nothing */
 #define HOUSEKEEP_MS 250

@@ -166,24 +166,25 @@ static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
   CNT_ADD(n->tcp_bytes_out, flen);
 }
 
+/* A receive buffer holds one frame at a time: sized to the frame once its
+ * prefix is known, but never grown by more than what has already arrived
+ * (at least STREAM_RX_STEP), whatever length the prefix claims; freed when
+ * its frame is consumed, so a connection that waits holds no buffer. */
 static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   conn_t *c = h->data;
-  size_t want = c->want ? c->want : LM_FRAME_PREFIX_LEN;
-  if (want < c->len + 4096)
-    want = c->len + 4096;
+  size_t want = c->want > c->len ? c->want : c->len + STREAM_RX_MIN;
+  size_t step = c->len > STREAM_RX_STEP ? c->len : STREAM_RX_STEP;
+  if (want > c->len + step)
+    want = c->len + step;
   if (want > c->cap) {
-    /* grow with what arrives, never to a size the peer merely claims */
-    size_t ncap = c->cap ? c->cap : 4096;
-    while (ncap < want && ncap < c->len + 65536)
-      ncap *= 2;
-    uint8_t *nb = realloc(c->buf, ncap);
+    uint8_t *nb = realloc(c->buf, want);
     if (!nb) {
       *buf = uv_buf_init(NULL, 0);
       return;
     }
     c->buf = nb;
-    c->cap = ncap;
+    c->cap = want;
   }
   *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
@@ -245,6 +246,11 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     memmove(c->buf, c->buf + c->want, c->len - c->want);
     c->len -= c->want;
     c->want = 0;
+    if (!c->len) {
+      free(c->buf);
+      c->buf = NULL;
+      c->cap = 0;
+    }
   }
 }
 
