@@ -35,7 +35,8 @@ target_include_directories(test_node_snapshot PRIVATE
 target_link_libraries(test_node_snapshot PRIVATE PkgConfig::MSGPACK)
 
 # The stream transport's memory bounds: receive buffers sized by what
-# arrives and freed after each frame. Reaches into the node's internals.
+# arrives and freed after each frame, and whole states held back while a
+# node's outgoing stream budget is spent. Reaches into the node's internals.
 lm_add_test(test_node_stream SOURCES test_node_stream.c LIBS livemesh_static
   TIMEOUT 300)
 target_include_directories(test_node_stream PRIVATE

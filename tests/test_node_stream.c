@@ -1,10 +1,11 @@
 /*
  * test_node_stream.c: the stream (TCP) transport's memory bounds, on real
  * nodes and real sockets on loopback: a receive buffer is sized by what
- * arrives and given back once its frame is consumed.
+ * arrives and given back once its frame is consumed; a node's outgoing
+ * whole states wait while its stream budget is spent, and still go out.
  *
  * Reaches into the node's internals (mesh/node/node_internal.h) to look at
- * its connections.
+ * its connections and its count of queued bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,9 +178,72 @@ static void test_receive_buffer_bounded_and_released(void **state) {
   cluster_free(c);
 }
 
+/* While a seed's stream budget is spent, its answers to joins wait (one
+ * per joiner, however often it asks), and they go out, one at a time, once the
+ * budget is free again; the queued bytes never pass the budget by more
+ * than one frame, and every byte counted is given back. */
+#define JOINERS 12
+
+typedef struct watch_out {
+  lm_node_t *n;
+  size_t max;
+} watch_out_t;
+
+static void on_check(uv_check_t *h) {
+  watch_out_t *w = h->data;
+  if (w->n->stream_out > w->max)
+    w->max = w->n->stream_out;
+}
+
+static int seed_caught_up(void *arg) {
+  return swim_stream_deferred(((lm_node_t *)arg)->core) == 0;
+}
+
+static void test_deferred_answers_go_out(void **state) {
+  (void)state;
+  watchdog(120);
+  cluster_t *c = cluster_new(200, 100);
+  tnode_t *a = add(c, "seed");
+  const size_t fake = STREAM_OUT_BUDGET; /* as if frames were queued */
+  a->node->stream_out += fake;
+  for (int i = 1; i <= JOINERS; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "n%d", i);
+    join(add(c, name), a);
+  }
+  run_for(c, 1500);
+  assert_int_equal(swim_stream_deferred(a->node->core), JOINERS);
+  lm_stats_t st;
+  assert_int_equal(lm_node_stats(a->node, &st), 0);
+  assert_int_equal(st.stream_deferred, JOINERS);
+  assert_int_equal(st.stream_deferred_dropped, 0);
+  assert_int_equal(a->node->stream_out, fake);
+
+  /* one byte short of the budget: one whole state at a time */
+  watch_out_t wo = {a->node, 0};
+  uv_check_t chk;
+  uv_check_init(&c->loop, &chk);
+  chk.data = &wo;
+  uv_check_start(&chk, on_check);
+  a->node->stream_out -= 1;
+  lm__rearm(a->node);
+  assert_true(run_until(c, seed_caught_up, a->node, 20000));
+  assert_true(wait_converged(c, 0, JOINERS + 1, JOINERS + 1, 20000));
+  uv_close((uv_handle_t *)&chk, NULL);
+  run_for(c, 300);
+  assert_true(wo.max < STREAM_OUT_BUDGET + 64 * 1024);
+  /* every frame counted was given back */
+  assert_int_equal(a->node->stream_out, fake - 1);
+  a->node->stream_out -= fake - 1;
+  for (int i = 0; i <= JOINERS; i++)
+    assert_int_equal(c->t[i].node->stream_out, 0);
+  cluster_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receive_buffer_bounded_and_released),
+      cmocka_unit_test(test_deferred_answers_go_out),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

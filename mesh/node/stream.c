@@ -9,9 +9,38 @@
 
 #include "node_internal.h"
 
+/* An outgoing frame is given back as soon as the kernel has taken it (or
+ * the connection failed): until then it counts against STREAM_OUT_BUDGET,
+ * and the core holds back whole states while that is spent. */
+static void release_out(conn_t *c) {
+  lm_node_t *n = c->node;
+  if (!c->outbound || !c->buf)
+    return;
+  int was_busy = n->stream_out >= STREAM_OUT_BUDGET;
+  n->stream_out -= c->len;
+  free(c->buf);
+  c->buf = NULL;
+  c->len = c->cap = 0;
+  /* the core's deferred states can go now, not a few turns of the loop
+   * later (a seed answering a mass join would pay it per budget's worth) */
+  if (was_busy && n->stream_out < STREAM_OUT_BUDGET && n->core &&
+      n->state != ST_CLOSING && swim_stream_deferred(n->core)) {
+    uv_mutex_lock(&n->mu);
+    swim_stream_ready(n->core, lm__now_ms(n));
+    uv_mutex_unlock(&n->mu);
+    lm__dispatch(n);
+  }
+}
+
+int lm__core_stream_busy(void *ud) {
+  lm_node_t *n = ud;
+  return n->stream_out >= STREAM_OUT_BUDGET;
+}
+
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   lm_node_t *n = c->node;
+  release_out(c);
   free(c->buf);
   free(c);
   n->open_handles--;
@@ -63,6 +92,7 @@ static void on_written(uv_write_t *req, int status) {
   conn_t *c = req->data;
   if (status)
     CNT_ADD(c->node->send_errors, 1);
+  release_out(c);
   lm__conn_close(c);
 }
 
@@ -77,7 +107,23 @@ static void on_connected(uv_connect_t *req, int status) {
     lm__conn_close(c);
     return;
   }
+  /* Most frames fit in the socket's buffer at once: then the frame is
+   * given back now rather than after another turn of the loop, and closing
+   * the socket still delivers what it holds. */
   uv_buf_t b = uv_buf_init((char *)c->buf, (unsigned)c->len);
+  int wrote = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (wrote == (int)c->len) {
+    release_out(c);
+    lm__conn_close(c);
+    return;
+  }
+  if (wrote > 0)
+    b = uv_buf_init((char *)c->buf + wrote, (unsigned)(c->len - (size_t)wrote));
+  else if (wrote != UV_EAGAIN) {
+    CNT_ADD(c->node->send_errors, 1);
+    lm__conn_close(c);
+    return;
+  }
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written))
     lm__conn_close(c);
@@ -153,6 +199,7 @@ static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
   }
   c->buf = frame;
   c->len = flen;
+  n->stream_out += flen;
   struct sockaddr_storage sa;
   lm__swim_to_sa(to, &sa);
   c->creq.data = c;
