@@ -200,6 +200,11 @@ struct swim_core {
   uint64_t view_bad_since;  /* peers' views have differed since then */
   uint64_t last_view_sync;
   uint32_t digest_pos;
+  struct {
+    swim_addr_t to;
+    uint8_t flags;
+  } *deferred; /* whole-state frames waiting for stream_busy() to clear */
+  uint32_t ndeferred, deferred_cap;
 
   int in_cb;
   uint64_t now;
@@ -773,9 +778,8 @@ static swim_hdr_t hdr(const swim_core_t *c, uint8_t type, uint32_t seq,
 }
 
 /* The whole view, for push-pull over the stream. */
-static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
-  if (!c->cb.send_stream)
-    return;
+static void send_state_now(swim_core_t *c, const swim_addr_t *to,
+                           uint8_t flags) {
   swim_wbuf_t w;
   msgpack_packer pk;
   swim_wbuf_init_dyn(&w);
@@ -807,6 +811,62 @@ static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
     logf_(c, SWIM_LOG_WARN, "push-pull state too large, not sent");
   }
   free(w.p);
+}
+
+static void send_deferred(swim_core_t *c);
+
+/* Flags for one frame that serves two: a request makes the peer answer
+ * with its own state, so it also does what a reply would. */
+static uint8_t merge_pp_flags(uint8_t a, uint8_t b) {
+  return (uint8_t)((a & b & SWIM_PP_REPLY) | ((a | b) & SWIM_PP_JOIN));
+}
+
+/* While the transport is full, a whole state is not encoded (each copy is
+ * the size of the view, and a seed after a mass join is asked for
+ * hundreds at once): the address waits, and the state goes out as it is
+ * then, which also carries what was learned meanwhile. */
+static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
+  if (!c->cb.send_stream)
+    return;
+  if (c->ndeferred)
+    send_deferred(c);
+  if (!c->ndeferred && !(c->cb.stream_busy && c->cb.stream_busy(c->ud))) {
+    send_state_now(c, to, flags);
+    return;
+  }
+  for (uint32_t i = 0; i < c->ndeferred; i++)
+    if (memcmp(&c->deferred[i].to, to, sizeof *to) == 0) {
+      c->deferred[i].flags = merge_pp_flags(c->deferred[i].flags, flags);
+      return;
+    }
+  if (c->ndeferred >= SWIM_STREAM_DEFER_MAX ||
+      vec_grow((void **)&c->deferred, &c->deferred_cap, c->ndeferred + 1,
+               sizeof *c->deferred)) {
+    c->st.stream_deferred_dropped++;
+    return;
+  }
+  c->deferred[c->ndeferred].to = *to;
+  c->deferred[c->ndeferred].flags = flags;
+  c->ndeferred++;
+  c->st.stream_deferred++;
+}
+
+static void send_deferred(swim_core_t *c) {
+  uint32_t done = 0;
+  while (done < c->ndeferred &&
+         !(c->cb.stream_busy && c->cb.stream_busy(c->ud))) {
+    send_state_now(c, &c->deferred[done].to, c->deferred[done].flags);
+    done++;
+  }
+  if (!done)
+    return;
+  c->ndeferred -= done;
+  memmove(c->deferred, c->deferred + done, c->ndeferred * sizeof *c->deferred);
+  if (!c->ndeferred) {
+    free(c->deferred);
+    c->deferred = NULL;
+    c->deferred_cap = 0;
+  }
 }
 
 /* ---- self ---- */
@@ -1876,6 +1936,7 @@ void swim_free(swim_core_t *c) {
   for (int i = 0; i < BQ_LEVELS; i++)
     free(c->bq[i].v);
   free(c->seeds);
+  free(c->deferred);
   msgpack_zone_destroy(&c->zone);
   free(c);
 }
@@ -2196,6 +2257,8 @@ void swim_tick(swim_core_t *c, uint64_t now) {
   if (now > c->now)
     c->now = now;
   now = c->now;
+  if (c->ndeferred)
+    send_deferred(c);
   /* helper duties: nack in time, then forget */
   for (uint32_t i = 0; i < c->fwd.n;) {
     fwd_t *f = &c->fwd.v[i];
@@ -2370,6 +2433,10 @@ uint64_t swim_next_deadline(const swim_core_t *c) {
   MIN_(c->next_reconnect);
   if (c->joining)
     MIN_(c->next_join);
+  if (c->ndeferred)
+    MIN_(c->cb.stream_busy && c->cb.stream_busy(c->ud)
+             ? c->now + SWIM_STREAM_DEFER_POLL_MS
+             : c->now);
 #undef MIN_
   return d;
 }
@@ -2629,6 +2696,18 @@ size_t swim_alive_count(const swim_core_t *c) { return c->alive_n; }
 swim_inc_t swim_self_inc(const swim_core_t *c) { return c->m[0].inc; }
 uint32_t swim_local_health(const swim_core_t *c) { return c->lhm; }
 const swim_stats_t *swim_stats(const swim_core_t *c) { return &c->st; }
+
+size_t swim_stream_deferred(const swim_core_t *c) { return c->ndeferred; }
+
+int swim_stream_ready(swim_core_t *c, uint64_t now) {
+  if (c->in_cb)
+    return SWIM_EBUSY;
+  if (now > c->now)
+    c->now = now;
+  if (c->ndeferred)
+    send_deferred(c);
+  return 0;
+}
 
 /* See swim.h. No events, nothing queued for gossip, tables sized once. */
 int swim_bootstrap_from(swim_core_t *c, const swim_core_t *from, uint64_t now) {

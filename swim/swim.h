@@ -40,6 +40,11 @@ extern "C" {
  * it per packet. mesh/trust/trust.h checks it against its own. */
 #define SWIM_WIRE_ENVELOPE 27
 #define SWIM_STREAM_MAX (64u * 1024 * 1024) /* push-pull frames */
+/* Whole-state frames waiting for stream_busy() to clear (see there), at
+ * most; beyond them one is dropped and counted, and its peer retries. */
+#define SWIM_STREAM_DEFER_MAX 1024
+/* While frames wait, the core wants a tick at least this often. */
+#define SWIM_STREAM_DEFER_POLL_MS 20
 
 /* Protocol defaults (memberlist's LAN profile) and the limits front ends
  * validate against. Defined here once: swim_config_default(), the runtime
@@ -199,6 +204,13 @@ typedef struct swim_callbacks {
                      const uint8_t **out);
   void (*cred_put)(void *ud, const uint8_t id[SWIM_ID_LEN],
                    const uint8_t *cred, size_t len);
+  /* Optional: nonzero while the stream transport holds as many outgoing
+   * bytes as it will. A whole-state frame (join, push-pull, an answer to
+   * one) is then not encoded: the core notes its address and flags, one
+   * entry per address, and sends the state as it is then, oldest first,
+   * from a later swim_tick() or swim_stream_ready() once stream_busy()
+   * returns 0. */
+  int (*stream_busy)(void *ud);
 } swim_callbacks_t;
 
 #define SWIM_VERIFY_LATER 1
@@ -345,10 +357,19 @@ typedef struct swim_stats {
   uint64_t updates_sent, updates_applied;
   uint64_t records_deferred; /* verify() said SWIM_VERIFY_LATER */
   uint64_t stream_pings, stream_rescues; /* probe fallback over the stream */
+  /* whole-state frames held back while stream_busy(), and those dropped
+   * because SWIM_STREAM_DEFER_MAX already waited */
+  uint64_t stream_deferred, stream_deferred_dropped;
   uint64_t dropped[SWIM_DROP__COUNT];
 } swim_stats_t;
 
 const swim_stats_t *swim_stats(const swim_core_t *core);
+/* Whole-state frames waiting for stream_busy() to clear, one per address. */
+size_t swim_stream_deferred(const swim_core_t *core);
+/* Sends the waiting whole states, oldest first, while stream_busy() allows
+ * (swim_tick() does too): for the runtime to call the moment its transport
+ * has room again. Does nothing else. */
+int swim_stream_ready(swim_core_t *core, uint64_t now);
 
 /* Record cache (see swim_config_t.cache). Free it after every core that
  * uses it. */

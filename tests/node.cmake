@@ -33,3 +33,14 @@ lm_add_test(test_node_snapshot SOURCES test_node_snapshot.c
 target_include_directories(test_node_snapshot PRIVATE
   ${PROJECT_SOURCE_DIR}/store)
 target_link_libraries(test_node_snapshot PRIVATE PkgConfig::MSGPACK)
+
+# The stream transport's memory bounds: receive buffers sized by what
+# arrives and freed after each frame, and whole states held back while a
+# node's outgoing stream budget is spent. Reaches into the node's internals.
+lm_add_test(test_node_stream SOURCES test_node_stream.c LIBS livemesh_static
+  TIMEOUT 300)
+target_include_directories(test_node_stream PRIVATE
+  ${PROJECT_SOURCE_DIR}/mesh/node ${PROJECT_SOURCE_DIR}/mesh/trust
+  ${PROJECT_SOURCE_DIR}/swim ${PROJECT_SOURCE_DIR}/store
+  ${PROJECT_SOURCE_DIR}/tests)
+target_link_libraries(test_node_stream PRIVATE PkgConfig::MSGPACK)

@@ -48,6 +48,7 @@ typedef struct tp_node {
   size_t nev, capev;
   size_t recv_errors;
   int last_recv_rc;
+  int stream_busy; /* what its stream_busy() answers */
 } tp_node_t;
 
 typedef struct tp_pkt {
@@ -190,6 +191,10 @@ static inline void tp_send_stream(void *ud, const swim_addr_t *to,
   tp_push(nd->net, nd->idx, tp_addr_idx(to), 1, buf, len);
 }
 
+static inline int tp_stream_busy(void *ud) {
+  return ((tp_node_t *)ud)->stream_busy;
+}
+
 static inline uint64_t tp_rand64(void *ud) {
   tp_node_t *nd = ud;
   return tp_splitmix64(&nd->rng);
@@ -289,6 +294,7 @@ static inline int tp_start_cfg(tp_net_t *net, int i, const swim_config_t *cfg,
   memset(&cb, 0, sizeof cb);
   cb.send = tp_send;
   cb.send_stream = tp_send_stream;
+  cb.stream_busy = tp_stream_busy;
   cb.rand64 = tp_rand64;
   cb.event = tp_event;
   if (signing) {

@@ -246,6 +246,49 @@ static void test_new_rejects(void **state) {
 
 /* ---- join ---- */
 
+/* While the seed's transport is full, its answers to joins are not sent:
+ * one waits per joiner, however often it asks; they go out once the
+ * transport has room (swim_stream_ready), and everyone converges. Past SWIM_STREAM_DEFER_MAX
+ * waiting addresses a frame is dropped and counted. */
+static void test_join_answers_wait_for_stream(void **state) {
+  (void)state;
+  enum { J = 4 };
+  tp_net_t *net = net_new(0);
+  for (int i = 0; i <= J; i++)
+    assert_int_equal(tp_start(net, i, 0), 0);
+  net->n[0].stream_busy = 1;
+  for (int i = 1; i <= J; i++)
+    assert_int_equal(tp_join(net, i, 0), 0);
+  assert_int_equal(tp_join(net, 1, 0), 0); /* asks again */
+  swim_core_t *seed = net->n[0].core;
+  assert_int_equal(swim_stream_deferred(seed), J);
+  assert_int_equal(swim_stats(seed)->stream_deferred, J);
+  assert_int_equal(swim_stats(seed)->stream_out, 0);
+  for (int i = 1; i <= J; i++)
+    assert_int_equal(swim_stats(net->n[i].core)->stream_in, 0);
+  /* the core wants a tick soon, to look again */
+  assert_true(swim_next_deadline(seed) <=
+              net->now + SWIM_STREAM_DEFER_POLL_MS);
+
+  /* room again: the runtime says so, and they go out at once */
+  net->n[0].stream_busy = 0;
+  assert_int_equal(swim_stream_ready(seed, net->now), 0);
+  assert_int_equal(swim_stream_deferred(seed), 0);
+  assert_int_equal(swim_stats(seed)->stream_out, J);
+  tp_drain(net);
+  for (int i = 1; i <= J; i++)
+    assert_int_equal(swim_stats(net->n[i].core)->stream_in, 1);
+  assert_true(tp_wait_converged(net, 10000));
+
+  net->n[0].stream_busy = 1;
+  for (int i = 0; i <= SWIM_STREAM_DEFER_MAX; i++) {
+    swim_addr_t a = tp_addr(TP_MAX + i); /* nobody */
+    assert_int_equal(swim_sync(seed, &a, net->now), 0);
+  }
+  assert_int_equal(swim_stream_deferred(seed), SWIM_STREAM_DEFER_MAX);
+  assert_int_equal(swim_stats(seed)->stream_deferred_dropped, 1);
+}
+
 static void test_join(void **state) {
   (void)state;
   tp_net_t *net = net_new(0);
@@ -1236,6 +1279,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_new_rejects, teardown),
       cmocka_unit_test_teardown(test_join, teardown),
+      cmocka_unit_test_teardown(test_join_answers_wait_for_stream, teardown),
       cmocka_unit_test_teardown(test_probe_ack, teardown),
       cmocka_unit_test_teardown(test_failure, teardown),
       cmocka_unit_test_teardown(test_refute, teardown),

@@ -270,6 +270,10 @@ typedef struct lm_stats {
    * their author's certificate arrived */
   uint64_t cert_requests_sent, cert_requests_received, certs_learned;
   uint64_t pair_keys_derived, records_deferred;
+  /* Stream: whole states (join, push-pull, their answers) held back while
+   * this node's outgoing stream bytes were at their budget, and those
+   * dropped because too many already waited (docs/protocol.md) */
+  uint64_t stream_deferred, stream_deferred_dropped;
 } lm_stats_t;
 int lm_node_stats(lm_node_t *node, lm_stats_t *out);
 

@@ -127,6 +127,8 @@ static json_t *stats_json(agent_t *a, char *err, size_t cap) {
   PUT("certs_learned", st.certs_learned);
   PUT("pair_keys_derived", st.pair_keys_derived);
   PUT("records_deferred", st.records_deferred);
+  PUT("stream_deferred", st.stream_deferred);
+  PUT("stream_deferred_dropped", st.stream_deferred_dropped);
   PUT("send_errors", st.send_errors);
   PUT("conns_refused", st.conns_refused);
   PUT("dropped_total", st.dropped_total);

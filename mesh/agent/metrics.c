@@ -278,6 +278,12 @@ char *lm__metrics_text(const lm__metrics_input_t *in) {
   one(&b, "livemesh_records_deferred_total", "counter",
       "Records set aside until their author's certificate arrived.",
       st->records_deferred);
+  one(&b, "livemesh_stream_deferred_total", "counter",
+      "Whole states held back while the stream's outgoing budget was spent.",
+      st->stream_deferred);
+  one(&b, "livemesh_stream_deferred_dropped_total", "counter",
+      "Whole states dropped because too many were already held back.",
+      st->stream_deferred_dropped);
   one(&b, "livemesh_updates_sent_total", "counter",
       "Membership records piggybacked on messages.", st->updates_sent);
   one(&b, "livemesh_updates_applied_total", "counter",

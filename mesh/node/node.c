@@ -559,6 +559,7 @@ int lm_node_start(lm_node_t *n) {
   swim_callbacks_t cb = {0};
   cb.send = lm__core_send;
   cb.send_stream = lm__core_send_stream;
+  cb.stream_busy = lm__core_stream_busy;
   cb.rand64 = lm__core_rand;
   cb.log = lm__core_log;
   cb.event = lm__core_event;

@@ -39,6 +39,15 @@ void lm__swim_to_sa(const swim_addr_t *a, struct sockaddr_storage *out);
 int lm__format_swim(const swim_addr_t *a, char *out, size_t cap);
 
 #define MAX_CONNS 128
+/* Bytes of outgoing stream frames a node holds until the kernel has taken
+ * them; past this the core defers whole states (swim.h, stream_busy). One
+ * frame is always let through, however large. */
+#define STREAM_OUT_BUDGET (512u * 1024)
+/* A receive buffer grows by at most this much beyond what has arrived
+ * (or by what has arrived, when more), whatever length a frame's prefix
+ * claims; before the prefix, it starts at STREAM_RX_MIN. */
+#define STREAM_RX_STEP 65536
+#define STREAM_RX_MIN 4096
 #define CONN_TIMEOUT_MS 10000 /* whole life of a stream connection */
 #define CONN_IDLE_MS 3000     /* an inbound one that sends nothing */
 #define HOUSEKEEP_MS 250
@@ -148,6 +157,7 @@ struct lm_node {
   uv_timer_t timer, housekeeping;
   conn_t *conns;
   int nconns;
+  size_t stream_out; /* bytes of outgoing frames not yet written */
   uint8_t rbuf[2048]; /* > SWIM_MTU, so oversize datagrams show as partial */
   uint8_t sbuf[SWIM_MTU];
 
@@ -240,6 +250,7 @@ void lm__conn_close(conn_t *c);
 void lm__core_send_stream(void *ud, const swim_addr_t *to, const uint8_t *buf,
                           size_t len);
 void lm__on_accept(uv_stream_t *server, int status);
+int lm__core_stream_busy(void *ud);
 /* Sends the stalled frames that are due (all: drop them instead). */
 void lm__stream_stalled(lm_node_t *n, int drop_all);
 

@@ -55,6 +55,8 @@ int lm_node_stats(lm_node_t *n, lm_stats_t *o) {
   o->fences = s->fences;
   o->unfences = s->unfences;
   o->records_deferred = s->records_deferred;
+  o->stream_deferred = s->stream_deferred;
+  o->stream_deferred_dropped = s->stream_deferred_dropped;
   o->local_health = swim_local_health(n->core);
   o->members = swim_member_count(n->core);
   o->alive = swim_alive_count(n->core);

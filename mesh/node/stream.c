@@ -9,9 +9,38 @@
 
 #include "node_internal.h"
 
+/* An outgoing frame is given back as soon as the kernel has taken it (or
+ * the connection failed): until then it counts against STREAM_OUT_BUDGET,
+ * and the core holds back whole states while that is spent. */
+static void release_out(conn_t *c) {
+  lm_node_t *n = c->node;
+  if (!c->outbound || !c->buf)
+    return;
+  int was_busy = n->stream_out >= STREAM_OUT_BUDGET;
+  n->stream_out -= c->len;
+  free(c->buf);
+  c->buf = NULL;
+  c->len = c->cap = 0;
+  /* the core's deferred states can go now, not a few turns of the loop
+   * later (a seed answering a mass join would pay it per budget's worth) */
+  if (was_busy && n->stream_out < STREAM_OUT_BUDGET && n->core &&
+      n->state != ST_CLOSING && swim_stream_deferred(n->core)) {
+    uv_mutex_lock(&n->mu);
+    swim_stream_ready(n->core, lm__now_ms(n));
+    uv_mutex_unlock(&n->mu);
+    lm__dispatch(n);
+  }
+}
+
+int lm__core_stream_busy(void *ud) {
+  lm_node_t *n = ud;
+  return n->stream_out >= STREAM_OUT_BUDGET;
+}
+
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   lm_node_t *n = c->node;
+  release_out(c);
   free(c->buf);
   free(c);
   n->open_handles--;
@@ -63,6 +92,7 @@ static void on_written(uv_write_t *req, int status) {
   conn_t *c = req->data;
   if (status)
     CNT_ADD(c->node->send_errors, 1);
+  release_out(c);
   lm__conn_close(c);
 }
 
@@ -77,7 +107,23 @@ static void on_connected(uv_connect_t *req, int status) {
     lm__conn_close(c);
     return;
   }
+  /* Most frames fit in the socket's buffer at once: then the frame is
+   * given back now rather than after another turn of the loop, and closing
+   * the socket still delivers what it holds. */
   uv_buf_t b = uv_buf_init((char *)c->buf, (unsigned)c->len);
+  int wrote = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (wrote == (int)c->len) {
+    release_out(c);
+    lm__conn_close(c);
+    return;
+  }
+  if (wrote > 0)
+    b = uv_buf_init((char *)c->buf + wrote, (unsigned)(c->len - (size_t)wrote));
+  else if (wrote != UV_EAGAIN) {
+    CNT_ADD(c->node->send_errors, 1);
+    lm__conn_close(c);
+    return;
+  }
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written))
     lm__conn_close(c);
@@ -153,6 +199,7 @@ static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
   }
   c->buf = frame;
   c->len = flen;
+  n->stream_out += flen;
   struct sockaddr_storage sa;
   lm__swim_to_sa(to, &sa);
   c->creq.data = c;
@@ -166,24 +213,25 @@ static void send_stream_now(lm_node_t *n, const swim_addr_t *to,
   CNT_ADD(n->tcp_bytes_out, flen);
 }
 
+/* A receive buffer holds one frame at a time: sized to the frame once its
+ * prefix is known, but never grown by more than what has already arrived
+ * (at least STREAM_RX_STEP), whatever length the prefix claims; freed when
+ * its frame is consumed, so a connection that waits holds no buffer. */
 static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   conn_t *c = h->data;
-  size_t want = c->want ? c->want : LM_FRAME_PREFIX_LEN;
-  if (want < c->len + 4096)
-    want = c->len + 4096;
+  size_t want = c->want > c->len ? c->want : c->len + STREAM_RX_MIN;
+  size_t step = c->len > STREAM_RX_STEP ? c->len : STREAM_RX_STEP;
+  if (want > c->len + step)
+    want = c->len + step;
   if (want > c->cap) {
-    /* grow with what arrives, never to a size the peer merely claims */
-    size_t ncap = c->cap ? c->cap : 4096;
-    while (ncap < want && ncap < c->len + 65536)
-      ncap *= 2;
-    uint8_t *nb = realloc(c->buf, ncap);
+    uint8_t *nb = realloc(c->buf, want);
     if (!nb) {
       *buf = uv_buf_init(NULL, 0);
       return;
     }
     c->buf = nb;
-    c->cap = ncap;
+    c->cap = want;
   }
   *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
@@ -245,6 +293,11 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     memmove(c->buf, c->buf + c->want, c->len - c->want);
     c->len -= c->want;
     c->want = 0;
+    if (!c->len) {
+      free(c->buf);
+      c->buf = NULL;
+      c->cap = 0;
+    }
   }
 }
 
