@@ -42,7 +42,7 @@
 #define SCRATCH_KEEP 256   /* decoded updates kept allocated between messages */
 /* Self-fencing of a deaf member (docs/protocol.md, "Deaf members"). */
 #define RETRY_QUIET_MS 20000 /* see retry_worth() */
-#define FENCE_REFUTES 8       /* refutations ... */
+#define FENCE_REFUTES 6       /* refutations ... */
 #define FENCE_REFUTE_MS 20000 /* ... within this long, */
 #define FENCE_SAMPLES 8       /* and of the last replies our probes expected */
 #define FENCE_MAX_OK 2        /* at most this many came back */
@@ -151,6 +151,7 @@ struct swim_core {
     uint32_t target, seq, seq_stream, nacks_expected, nacks;
     uint64_t target8, t_indirect, t_end;
     swim_inc_t inc; /* the target's incarnation when the probe began */
+    int recheck;    /* asking again after a stale failure: this one counts */
   } probe;
   struct {
     int on;                  /* fenced: no refutations, no acks to pings */
@@ -1608,9 +1609,12 @@ static uint32_t next_target(swim_core_t *c) {
       continue;
     int recheck = c->m[i].flags & M_RECHECK;
     c->m[i].flags &= (uint8_t)~(M_PROBE_SOON | M_RECHECK);
-    if (c->m[i].status == SWIM_SUSPECT ||
-        (recheck && c->m[i].status == SWIM_ALIVE))
+    if (c->m[i].status == SWIM_SUSPECT)
       return i;
+    if (recheck && c->m[i].status == SWIM_ALIVE) {
+      c->probe.recheck = 1;
+      return i;
+    }
   }
   for (uint32_t scanned = 0; scanned <= c->order.n; scanned++) {
     if (c->order_pos >= c->order.n) {
@@ -1633,6 +1637,7 @@ static uint32_t next_target(swim_core_t *c) {
 }
 
 static void probe_start(swim_core_t *c) {
+  c->probe.recheck = 0;
   uint32_t t = next_target(c);
   /* fenced: unstretched and direct only, it only measures our hearing;
    * on probation (see fence_due) unstretched */
@@ -1799,7 +1804,7 @@ static void probe_end(swim_core_t *c) {
   if (!tm->rec || tm->id8 != c->probe.target8 || c->leaving || c->fence.on ||
       fence_probation(c))
     return; /* fenced or on probation: we accuse nobody */
-  if (inc_cmp(tm->inc, c->probe.inc) > 0 &&
+  if (inc_cmp(tm->inc, c->probe.inc) > 0 && !c->probe.recheck &&
       c->now > c->probe.t_indirect + c->cfg.probe_interval_ms) {
     /* Our last pings went out more than a probe period ago (the probe was
      * stretched by local health) and the member has signed a newer
@@ -1807,9 +1812,10 @@ static void probe_end(swim_core_t *c) {
      * news about a life it has left. Accusing the new incarnation with it
      * made a member back from a partition refute again and again until it
      * fenced itself (128-node one-way cut, seed 26). The next probe asks
-     * it again instead, and that one's failure counts. An unstretched
-     * probe still accuses: a deaf member refutes too, and its removal
-     * relies on those accusations (docs/protocol.md, "Deaf members"). */
+     * it again instead, and that one's failure counts, stale or not. An
+     * unstretched probe accuses as before. A deaf member refutes during
+     * probes too, and its removal relies on being accused
+     * (docs/protocol.md, "Deaf members"). */
     c->st.probes_stale++;
     if (!(tm->flags & M_PROBE_SOON)) /* so it is asked again, first */
       (void)VEC_PUSH(c->soon, t);

@@ -424,7 +424,7 @@ def sc_loss(c, r, pct, hold_s=40):
     _ = t_heal
 
 
-def sc_inbound80(c, r, hold_s=60):
+def sc_inbound80(c, r, hold_s=90):
     subj = c.agents[3]
     others = [a for a in c.agents if a is not subj]
     t0 = time.time()
