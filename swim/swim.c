@@ -201,11 +201,11 @@ struct swim_core {
   uint64_t view_bad_since;  /* peers' views have differed since then */
   uint64_t last_view_sync;
   uint32_t digest_pos;
-  struct {
+  /* whole-state frames waiting for stream_busy() to clear */
+  VEC(struct {
     swim_addr_t to;
     uint8_t flags;
-  } *deferred; /* whole-state frames waiting for stream_busy() to clear */
-  uint32_t ndeferred, deferred_cap;
+  }) deferred;
 
   int in_cb;
   uint64_t now;
@@ -330,6 +330,14 @@ static uint64_t rnd(swim_core_t *c, uint64_t n) {
 }
 
 static uint64_t mul_ms(uint64_t ms, uint32_t lhm) { return ms * (lhm + 1); }
+
+/* Puts a member first in line for our next probes (next_target). */
+static void probe_soon(swim_core_t *c, uint32_t midx) {
+  if (c->m[midx].flags & M_PROBE_SOON)
+    return;
+  c->m[midx].flags |= M_PROBE_SOON;
+  (void)VEC_PUSH(c->soon, midx);
+}
 
 /* ---- member table ---- */
 
@@ -829,44 +837,45 @@ static uint8_t merge_pp_flags(uint8_t a, uint8_t b) {
 static void send_state(swim_core_t *c, const swim_addr_t *to, uint8_t flags) {
   if (!c->cb.send_stream)
     return;
-  if (c->ndeferred)
+  if (c->deferred.n)
     send_deferred(c);
-  if (!c->ndeferred && !(c->cb.stream_busy && c->cb.stream_busy(c->ud))) {
+  if (!c->deferred.n && !(c->cb.stream_busy && c->cb.stream_busy(c->ud))) {
     send_state_now(c, to, flags);
     return;
   }
-  for (uint32_t i = 0; i < c->ndeferred; i++)
-    if (memcmp(&c->deferred[i].to, to, sizeof *to) == 0) {
-      c->deferred[i].flags = merge_pp_flags(c->deferred[i].flags, flags);
+  for (uint32_t i = 0; i < c->deferred.n; i++)
+    if (memcmp(&c->deferred.v[i].to, to, sizeof *to) == 0) {
+      c->deferred.v[i].flags = merge_pp_flags(c->deferred.v[i].flags, flags);
       return;
     }
-  if (c->ndeferred >= SWIM_STREAM_DEFER_MAX ||
-      vec_grow((void **)&c->deferred, &c->deferred_cap, c->ndeferred + 1,
-               sizeof *c->deferred)) {
+  if (c->deferred.n >= SWIM_STREAM_DEFER_MAX ||
+      vec_grow((void **)&c->deferred.v, &c->deferred.cap, c->deferred.n + 1,
+               sizeof *c->deferred.v)) {
     c->st.stream_deferred_dropped++;
     return;
   }
-  c->deferred[c->ndeferred].to = *to;
-  c->deferred[c->ndeferred].flags = flags;
-  c->ndeferred++;
+  c->deferred.v[c->deferred.n].to = *to;
+  c->deferred.v[c->deferred.n].flags = flags;
+  c->deferred.n++;
   c->st.stream_deferred++;
 }
 
 static void send_deferred(swim_core_t *c) {
   uint32_t done = 0;
-  while (done < c->ndeferred &&
+  while (done < c->deferred.n &&
          !(c->cb.stream_busy && c->cb.stream_busy(c->ud))) {
-    send_state_now(c, &c->deferred[done].to, c->deferred[done].flags);
+    send_state_now(c, &c->deferred.v[done].to, c->deferred.v[done].flags);
     done++;
   }
   if (!done)
     return;
-  c->ndeferred -= done;
-  memmove(c->deferred, c->deferred + done, c->ndeferred * sizeof *c->deferred);
-  if (!c->ndeferred) {
-    free(c->deferred);
-    c->deferred = NULL;
-    c->deferred_cap = 0;
+  c->deferred.n -= done;
+  memmove(c->deferred.v, c->deferred.v + done,
+          c->deferred.n * sizeof *c->deferred.v);
+  if (!c->deferred.n) {
+    free(c->deferred.v);
+    c->deferred.v = NULL;
+    c->deferred.cap = 0;
   }
 }
 
@@ -1157,8 +1166,7 @@ static void mark_suspect(swim_core_t *c, uint32_t midx, swim_inc_t inc,
      * ping that lets it refute) comes within a probe period, not n. Only
      * about SOON_PROBERS members do, so a suspicion costs a few pings, not
      * n, and round-robin probing of everyone else goes on. */
-    mm->flags |= M_PROBE_SOON;
-    (void)VEC_PUSH(c->soon, midx);
+    probe_soon(c, midx);
   }
   if (from8 == c->self8) {
     c->st.suspicions_raised++;
@@ -1817,9 +1825,8 @@ static void probe_end(swim_core_t *c) {
      * probes too, and its removal relies on being accused
      * (docs/protocol.md, "Deaf members"). */
     c->st.probes_stale++;
-    if (!(tm->flags & M_PROBE_SOON)) /* so it is asked again, first */
-      (void)VEC_PUSH(c->soon, t);
-    tm->flags |= M_PROBE_SOON | M_RECHECK;
+    probe_soon(c, t); /* so it is asked again, first */
+    tm->flags |= M_RECHECK;
     return;
   }
   if (tm->status == SWIM_ALIVE)
@@ -1942,7 +1949,7 @@ void swim_free(swim_core_t *c) {
   for (int i = 0; i < BQ_LEVELS; i++)
     free(c->bq[i].v);
   free(c->seeds);
-  free(c->deferred);
+  free(c->deferred.v);
   msgpack_zone_destroy(&c->zone);
   free(c);
 }
@@ -2263,7 +2270,7 @@ void swim_tick(swim_core_t *c, uint64_t now) {
   if (now > c->now)
     c->now = now;
   now = c->now;
-  if (c->ndeferred)
+  if (c->deferred.n)
     send_deferred(c);
   /* helper duties: nack in time, then forget */
   for (uint32_t i = 0; i < c->fwd.n;) {
@@ -2345,13 +2352,9 @@ void swim_tick(swim_core_t *c, uint64_t now) {
        * ourselves. The ping carries the suspicion, so a live
        * suspect answers with its refutation, which may simply never have
        * reached us. A true failure costs two more probe periods. */
-      member_t *mm = &c->m[s->midx];
       s->last_chance = 1;
       s->deadline = now + 2 * mul_ms(c->cfg.probe_interval_ms, c->lhm);
-      if (!(mm->flags & M_PROBE_SOON)) {
-        mm->flags |= M_PROBE_SOON;
-        (void)VEC_PUSH(c->soon, s->midx);
-      }
+      probe_soon(c, s->midx);
       i++;
       continue;
     }
@@ -2439,7 +2442,7 @@ uint64_t swim_next_deadline(const swim_core_t *c) {
   MIN_(c->next_reconnect);
   if (c->joining)
     MIN_(c->next_join);
-  if (c->ndeferred)
+  if (c->deferred.n)
     MIN_(c->cb.stream_busy && c->cb.stream_busy(c->ud)
              ? c->now + SWIM_STREAM_DEFER_POLL_MS
              : c->now);
@@ -2703,14 +2706,14 @@ swim_inc_t swim_self_inc(const swim_core_t *c) { return c->m[0].inc; }
 uint32_t swim_local_health(const swim_core_t *c) { return c->lhm; }
 const swim_stats_t *swim_stats(const swim_core_t *c) { return &c->st; }
 
-size_t swim_stream_deferred(const swim_core_t *c) { return c->ndeferred; }
+size_t swim_stream_deferred(const swim_core_t *c) { return c->deferred.n; }
 
 int swim_stream_ready(swim_core_t *c, uint64_t now) {
   if (c->in_cb)
     return SWIM_EBUSY;
   if (now > c->now)
     c->now = now;
-  if (c->ndeferred)
+  if (c->deferred.n)
     send_deferred(c);
   return 0;
 }

@@ -9,6 +9,13 @@
 
 #include "node_internal.h"
 
+/* The core's stream_busy callback: outgoing frames the kernel has not
+ * taken yet have spent STREAM_OUT_BUDGET. */
+int lm__core_stream_busy(void *ud) {
+  lm_node_t *n = ud;
+  return n->stream_out >= STREAM_OUT_BUDGET;
+}
+
 /* An outgoing frame is given back as soon as the kernel has taken it (or
  * the connection failed): until then it counts against STREAM_OUT_BUDGET,
  * and the core holds back whole states while that is spent. */
@@ -16,25 +23,20 @@ static void release_out(conn_t *c) {
   lm_node_t *n = c->node;
   if (!c->outbound || !c->buf)
     return;
-  int was_busy = n->stream_out >= STREAM_OUT_BUDGET;
+  int was_busy = lm__core_stream_busy(n);
   n->stream_out -= c->len;
   free(c->buf);
   c->buf = NULL;
   c->len = c->cap = 0;
   /* the core's deferred states can go now, not a few turns of the loop
    * later (a seed answering a mass join would pay it per budget's worth) */
-  if (was_busy && n->stream_out < STREAM_OUT_BUDGET && n->core &&
+  if (was_busy && !lm__core_stream_busy(n) && n->core &&
       n->state != ST_CLOSING && swim_stream_deferred(n->core)) {
     uv_mutex_lock(&n->mu);
     swim_stream_ready(n->core, lm__now_ms(n));
     uv_mutex_unlock(&n->mu);
     lm__dispatch(n);
   }
-}
-
-int lm__core_stream_busy(void *ud) {
-  lm_node_t *n = ud;
-  return n->stream_out >= STREAM_OUT_BUDGET;
 }
 
 static void conn_closed(uv_handle_t *h) {
