@@ -56,7 +56,9 @@ enum {
   M_QUEUED = 0x2,
   M_PROBE_SOON = 0x4,
   M_REAPED = 0x8,
-  M_RECHECK = 0x10
+  M_RECHECK = 0x10,
+  M_RENEWED = 0x20 /* its record differs from the one before only in its
+                      incarnation: gossip carries it as a RENEW */
 };
 
 typedef struct member {
@@ -177,6 +179,7 @@ struct swim_core {
   VEC(evq_t) ev;
   VEC(uint32_t) reaped;
   VEC(swim_upd_t) scratch;
+  VEC(uint8_t *) rebuilt; /* records rebuilt from RENEWs, this message */
   bqueue_t bq[BQ_LEVELS];
   uint32_t bq_total;
 
@@ -188,6 +191,7 @@ struct swim_core {
   int leaving, leave_sent;
 
   uint32_t extras[MAX_EXTRAS], nextras;
+  uint8_t extras_full; /* bit i: extras[i] goes whole, never as a RENEW */
   uint32_t asks[MAX_EXTRAS], nasks; /* members whose newer state we ask for */
   struct {
     uint32_t midx;
@@ -588,6 +592,12 @@ static void enc_member(swim_core_t *c, msgpack_packer *pk, uint32_t midx,
     /* verbatim, signature and all */
     msgpack_pack_bin_body(pk, mm->rec->raw, mm->rec->raw_len);
     break;
+  case SWIM_UPD_RENEW: {
+    const swim__rec_t *r = mm->rec;
+    swim_enc_renew(pk, mm->id8, r->inc, r->body,
+                   r->has_sig ? r->raw + r->raw_len - SWIM_SIG_LEN : NULL);
+    break;
+  }
   case SWIM_UPD_SUSPECT:
   case SWIM_UPD_DEAD:
     swim_enc_accuse(pk, kind, mm->id8, mm->inc, from8);
@@ -629,7 +639,11 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
     done[ndone++] = buddy;
   for (uint32_t i = 0; i < c->nextras && ndone < 64; i++) {
     uint32_t x = c->extras[i];
-    if (c->m[x].rec && try_append(c, pk, w, x, SWIM_UPD_ALIVE, 0)) {
+    uint8_t kind = !(c->extras_full & (1u << i)) &&
+                           (c->m[x].flags & M_RENEWED)
+                       ? SWIM_UPD_RENEW
+                       : SWIM_UPD_ALIVE;
+    if (c->m[x].rec && try_append(c, pk, w, x, kind, 0)) {
       done[ndone++] = x;
       if (c->m[x].status != SWIM_ALIVE)
         enqueue_state(c, x); /* the status travels with the next message */
@@ -669,7 +683,12 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
         dup |= done[d] == b.midx;
       if (dup)
         continue; /* one record per member per message; keep it for later */
-      if (!try_append(c, pk, w, b.midx, b.kind, b.from8)) {
+      /* a refutation goes out without what everyone holds already */
+      uint8_t kind = b.kind == SWIM_UPD_ALIVE &&
+                             (c->m[b.midx].flags & M_RENEWED)
+                         ? SWIM_UPD_RENEW
+                         : b.kind;
+      if (!try_append(c, pk, w, b.midx, kind, b.from8)) {
         misses++;
         continue;
       }
@@ -910,6 +929,20 @@ static int self_record(swim_core_t *c, swim_inc_t inc, swim__rec_t **out) {
 }
 
 /* New incarnation for this node: refutes, metadata changes, address moves. */
+/* Gives member `mm` record `r` (taking over its reference), remembering
+ * whether only the incarnation changed: then peers that held the old one
+ * can rebuild the new one from a RENEW. */
+static void rec_replace(member_t *mm, swim__rec_t *r) {
+  const swim__rec_t *old = mm->rec;
+  if (old && old->body == r->body && old->inc.gen == r->inc.gen &&
+      old->has_sig == r->has_sig)
+    mm->flags |= M_RENEWED;
+  else
+    mm->flags &= (uint8_t)~M_RENEWED;
+  swim__rec_put(mm->rec);
+  mm->rec = r;
+}
+
 static int self_bump(swim_core_t *c, swim_inc_t above) {
   member_t *me = &c->m[0];
   swim_inc_t inc = me->inc;
@@ -922,8 +955,7 @@ static int self_bump(swim_core_t *c, swim_inc_t above) {
   int rc = self_record(c, inc, &r);
   if (rc)
     return rc;
-  swim__rec_put(me->rec);
-  me->rec = r;
+  rec_replace(me, r);
   set_state(c, me, inc, c->leaving ? me->status : SWIM_ALIVE);
   if (!c->leaving) {
     enqueue(c, 0, SWIM_UPD_ALIVE, 0);
@@ -1199,12 +1231,21 @@ static void want_sync(swim_core_t *c, const swim_addr_t *from) {
   c->sync_addr = *from;
 }
 
-static void add_extra(swim_core_t *c, uint32_t midx) {
-  for (uint32_t i = 0; i < c->nextras; i++)
-    if (c->extras[i] == midx)
+/* `full`: the peer may not hold the member's record as it was (it told us
+ * its state is older); otherwise (it accused the member) it holds one, and
+ * a refutation may go as a RENEW. */
+static void add_extra(swim_core_t *c, uint32_t midx, int full) {
+  uint32_t i = 0;
+  while (i < c->nextras && c->extras[i] != midx)
+    i++;
+  if (i == c->nextras) {
+    if (c->nextras == MAX_EXTRAS)
       return;
-  if (c->nextras < MAX_EXTRAS)
     c->extras[c->nextras++] = midx;
+    c->extras_full &= (uint8_t)~(1u << i);
+  }
+  if (full)
+    c->extras_full |= (uint8_t)(1u << i);
 }
 
 static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
@@ -1231,10 +1272,8 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
       if (inc_cmp(u->inc, mm->rec->inc) > 0 && mm->status != SWIM_ALIVE) {
         /* newer record, same fate: keep the record fresh for later */
         swim__rec_t *r = swim__rec_get(c->cfg.cache, u);
-        if (r) {
-          swim__rec_put(mm->rec);
-          mm->rec = r;
-        }
+        if (r)
+          rec_replace(mm, r);
       }
       return;
     }
@@ -1249,8 +1288,7 @@ static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
                   memcmp(mm->rec->raw + mm->rec->meta_off, r->raw + r->meta_off,
                          r->meta_len) != 0 ||
                   u->inc.gen != mm->inc.gen; /* restarted unnoticed */
-    swim__rec_put(mm->rec);
-    mm->rec = r;
+    rec_replace(mm, r);
     set_state(c, mm, u->inc, SWIM_ALIVE);
     susp_clear(c, mm);
     if (old != SWIM_ALIVE) {
@@ -1299,7 +1337,7 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
      * accused an incarnation we have refuted, or just now refute (unless
      * we are fenced: then we have nothing to say) */
     if (!c->fence.on)
-      add_extra(c, 0);
+      add_extra(c, 0, 0);
     return;
   }
   /* An accusation is not signed by its subject, so it cannot outrank the
@@ -1332,7 +1370,7 @@ static void apply_accuse(swim_core_t *c, const swim_upd_t *u, int merge) {
      * refutation, so it goes straight back (see swim_recv). Without this
      * a node that hears the rumour after the refutation has spread can
      * only wait for anti-entropy, and may time the member out. */
-    add_extra(c, idx);
+    add_extra(c, idx, 0);
     return;
   }
   if (kind == SWIM_UPD_SUSPECT) {
@@ -1496,7 +1534,7 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
       ping_verdict_limited(c, idx);
       return;
     }
-    add_extra(c, idx); /* it is behind: our reply carries the record */
+    add_extra(c, idx, 1); /* it is behind: our reply carries the record */
     if (idx == 0 || mm->status != SWIM_ALIVE)
       if (!(mm->flags & M_QUEUED))
         enqueue_state(c, idx);
@@ -1538,6 +1576,68 @@ static void apply_view(swim_core_t *c, const swim_upd_t *u,
   c->last_view_sync = c->now;
   c->view_bad_since = 0;
   send_state(c, from, 0);
+}
+
+/* A RENEW is the member's new ALIVE without the id, name, addr and meta,
+ * which a receiver holding the member's record with the same body hash
+ * puts back: the rebuilt record has the bytes the member signed, and is
+ * then verified and applied like any other. Returns 1 with `u` the rebuilt
+ * ALIVE; 0 when it is no news; 2 when we hold no such base (counted, `u`
+ * left a RENEW: applying it asks the sender for the full record); or a
+ * negative SWIM_E* code. */
+static int renew_expand(swim_core_t *c, swim_upd_t *u) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE) {
+    c->st.dropped[SWIM_DROP_REC_UNMATCHED]++;
+    return 2;
+  }
+  const member_t *mm = &c->m[idx];
+  const swim__rec_t *r = mm->rec;
+  if (inc_cmp(u->inc, mm->inc) <= 0 && inc_cmp(u->inc, r->inc) <= 0) {
+    if (inc_cmp(u->inc, mm->inc) < 0 && inc_cmp(u->inc, r->inc) < 0)
+      c->st.dropped[SWIM_DROP_REC_STALE]++;
+    return 0;
+  }
+  if (r->body != u->body || (u->sig != NULL) != (r->has_sig != 0)) {
+    c->st.dropped[SWIM_DROP_REC_UNMATCHED]++;
+    return 2;
+  }
+  /* the zone is no place for it: a refutation while applying clears it */
+  size_t cap = (size_t)r->raw_len + 16; /* gen and ver may grow */
+  uint8_t *p = malloc(cap);
+  if (!p || VEC_PUSH(c->rebuilt, p)) {
+    free(p);
+    return SWIM_ENOMEM;
+  }
+  swim_wbuf_t w;
+  msgpack_packer pk;
+  size_t from, off = 0;
+  swim_wbuf_init(&w, p, cap);
+  swim_wbuf_packer(&w, &pk);
+  swim_enc_alive_body(&pk, r->id, swim__rec_name(r), &r->addr, u->inc,
+                      r->raw + r->meta_off, r->meta_len, &from);
+  swim_enc_sig(&pk, u->sig);
+  swim_upd_t a;
+  if (w.overflow || swim_dec_upd(p, w.len, &off, &c->zone, &a) != 1)
+    return SWIM_EMALFORMED;
+  *u = a;
+  return 1;
+}
+
+/* A RENEW we could not rebuild: ask for the full record. */
+static void renew_unmatched(swim_core_t *c, const swim_upd_t *u,
+                            const swim_addr_t *from) {
+  uint32_t idx = find8(c, u->id8);
+  if (idx == NONE) {
+    want_sync(c, from); /* a member we never met: the sender knows more */
+    return;
+  }
+  if (idx == 0 || c->nasks >= MAX_EXTRAS)
+    return;
+  for (uint32_t i = 0; i < c->nasks; i++)
+    if (c->asks[i] == idx)
+      return;
+  c->asks[c->nasks++] = idx; /* our digest, older: the reply has the record */
 }
 
 static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
@@ -1946,6 +2046,7 @@ void swim_free(swim_core_t *c) {
   free(c->ev.v);
   free(c->reaped.v);
   free(c->scratch.v);
+  free(c->rebuilt.v);
   for (int i = 0; i < BQ_LEVELS; i++)
     free(c->bq[i].v);
   free(c->seeds);
@@ -1971,6 +2072,10 @@ static void drop(swim_core_t *c, int rc) {
  * thousands of cores per process they add up, so they are given back. */
 static void release_scratch(swim_core_t *c, size_t len) {
   c->scratch.n = 0;
+  for (uint32_t i = 0; i < c->rebuilt.n; i++)
+    free(c->rebuilt.v[i]);
+  c->rebuilt.n = 0;
+  VEC_SHRINK(c->rebuilt, 4);
   if (c->scratch.cap > SCRATCH_KEEP) {
     free(c->scratch.v);
     c->scratch.v = NULL;
@@ -2119,6 +2224,13 @@ int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
         c->cb.cred_put(c->ud, u.id, u.meta, u.meta_len);
       continue;
     }
+    if (u.kind == SWIM_UPD_RENEW) {
+      rc = renew_expand(c, &u);
+      if (rc < 0)
+        goto bad;
+      if (rc == 0)
+        continue;
+    }
     if (u.kind == SWIM_UPD_ALIVE || u.kind == SWIM_UPD_LEFT) {
       if ((rc = verify_upd(c, &u)) == SWIM_VERIFY_LATER) {
         c->st.records_deferred++;
@@ -2157,6 +2269,7 @@ int swim_recv_from(swim_core_t *c, const swim_addr_t *from, uint64_t from8,
     case SWIM_UPD_LEFT: apply_left(c, u); break;
     case SWIM_UPD_DIGEST: apply_digest(c, u, from); break;
     case SWIM_UPD_VIEW: apply_view(c, u, from); break;
+    case SWIM_UPD_RENEW: renew_unmatched(c, u, from); break;
     }
   }
   if ((c->nextras || c->nasks) && h.type != SWIM_MSG_PING &&
@@ -2398,7 +2511,7 @@ void swim_tick(swim_core_t *c, uint64_t now) {
       } else {
         swim_hdr_t h = hdr(c, SWIM_MSG_PING, ++c->seq, 0);
         c->nextras = 0;
-        add_extra(c, 0);
+        add_extra(c, 0, 1);
         send_dgram(c, &c->seeds[i], &h, NONE, 0);
       }
     }

@@ -336,7 +336,8 @@ uint32_t swim_local_health(const swim_core_t *core);
   X(SPOOFED, "sender_mismatch")                                               \
   X(REC_STALE, "record_stale")                                                \
   X(ACC_STALE, "accusation_stale")                                            \
-  X(ACC_AHEAD, "accusation_ahead")
+  X(ACC_AHEAD, "accusation_ahead")                                            \
+  X(REC_UNMATCHED, "record_unmatched")
 #define SWIM_DROP_ENUM(n, s) SWIM_DROP_##n,
 enum { SWIM_DROP_REASONS(SWIM_DROP_ENUM) SWIM_DROP__COUNT };
 #undef SWIM_DROP_ENUM

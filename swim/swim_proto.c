@@ -17,6 +17,33 @@ uint64_t swim_id8(const uint8_t id[SWIM_ID_LEN]) {
   return v;
 }
 
+static uint32_t fnv(uint32_t h, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+uint32_t swim_body_hash(const uint8_t id[SWIM_ID_LEN], const char *name,
+                        size_t name_len, const swim_addr_t *addr,
+                        const uint8_t *meta, size_t meta_len) {
+  /* each part behind its length, so no two bodies share a byte stream */
+  uint8_t a[21];
+  size_t an = addr->family == 6 ? 16 : 4;
+  a[0] = (uint8_t)an;
+  memcpy(a + 1, addr->ip, an);
+  a[an + 1] = (uint8_t)(addr->port >> 8);
+  a[an + 2] = (uint8_t)addr->port;
+  uint8_t l[4] = {(uint8_t)(name_len >> 8), (uint8_t)name_len,
+                  (uint8_t)(meta_len >> 8), (uint8_t)meta_len};
+  uint32_t h = fnv(2166136261u, id, SWIM_ID_LEN);
+  h = fnv(h, l, 2);
+  h = fnv(h, name, name_len);
+  h = fnv(h, a, an + 3);
+  h = fnv(h, l + 2, 2);
+  return fnv(h, meta, meta_len);
+}
+
 /* ---- write buffer ---- */
 
 void swim_wbuf_init(swim_wbuf_t *w, uint8_t *p, size_t cap) {
@@ -143,6 +170,17 @@ void swim_enc_accuse(msgpack_packer *pk, uint8_t kind, uint64_t id8,
   msgpack_pack_uint32(pk, inc.gen);
   msgpack_pack_uint32(pk, inc.ver);
   msgpack_pack_uint64(pk, from8);
+}
+
+void swim_enc_renew(msgpack_packer *pk, uint64_t id8, swim_inc_t inc,
+                    uint32_t body, const uint8_t *sig) {
+  msgpack_pack_array(pk, 6);
+  msgpack_pack_uint8(pk, SWIM_UPD_RENEW);
+  msgpack_pack_uint64(pk, id8);
+  msgpack_pack_uint32(pk, inc.gen);
+  msgpack_pack_uint32(pk, inc.ver);
+  msgpack_pack_uint32(pk, body);
+  swim_enc_sig(pk, sig);
 }
 
 void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
@@ -460,6 +498,12 @@ int swim_dec_upd(const uint8_t *buf, size_t len, size_t *off,
       return SWIM_EMALFORMED;
     return 1;
   }
+  case SWIM_UPD_RENEW:
+    if (n != 6 || get_u64(&e[1], &u->id8) || get_u32(&e[2], &u->inc.gen) ||
+        get_u32(&e[3], &u->inc.ver) || get_u32(&e[4], &u->body) ||
+        get_sig(&e[5], &u->sig))
+      return SWIM_EMALFORMED;
+    return 1;
   case SWIM_UPD_DIGEST:
     if (n != 5 || get_u64(&e[1], &u->id8) || get_u8(&e[2], &u->status) ||
         get_u32(&e[3], &u->inc.gen) || get_u32(&e[4], &u->inc.ver) ||

@@ -21,6 +21,9 @@
  *   | update  [5 VIEW,    hash]                (whole-view checksum)    |
  *   | update  [6 CRED,    id(bin32), cred(bin)]  (a member's certificate, |
  *   |          ahead of its ALIVE; push-pull and certificate answers)   |
+ *   | update  [7 RENEW,   id8, gen, ver, body, sig(bin64|nil)]          |
+ *   |          (an ALIVE whose id, name, addr and meta the receiver     |
+ *   |          already holds: gossip of a refutation)                   |
  *   | ...                                                               |
  *   +-------------------------------------------------------------------+
  *
@@ -42,6 +45,12 @@
  *           the sig element excluded). LEFT: over [3, id8, gen, ver] the same
  *           way. nil when the cluster runs unsigned.
  *   addr    4 or 16 address bytes then the port, big-endian.
+ *   body    RENEW: swim_body_hash() of the record's id, name, addr and
+ *           meta (u32). A receiver holding a record of the member with
+ *           the same body hash rebuilds the full ALIVE from it (same
+ *           bytes, so the same signature) and handles that; one holding
+ *           none, or another body, drops it as `record_unmatched` and
+ *           asks the sender for the full record.
  *   hash    low 16 bits of the XOR over members of a 64-bit mix of (id8,
  *           gen, ver, alive-or-suspect / dead / left): equal views give
  *           equal hashes.
@@ -62,7 +71,7 @@
 extern "C" {
 #endif
 
-#define SWIM_PROTO_VERSION 2
+#define SWIM_PROTO_VERSION 3
 #define SWIM_PP_REPLY 0x1
 #define SWIM_PP_JOIN 0x2
 /* PING over the stream (a probe's fallback, memberlist's TCP ping): the
@@ -86,7 +95,8 @@ typedef enum swim_upd_kind {
   SWIM_UPD_LEFT = 3,
   SWIM_UPD_DIGEST = 4,
   SWIM_UPD_VIEW = 5,
-  SWIM_UPD_CRED = 6 /* push-pull only: a member's credential (certificate) */
+  SWIM_UPD_CRED = 6, /* push-pull only: a member's credential (certificate) */
+  SWIM_UPD_RENEW = 7 /* an ALIVE without the parts the receiver holds */
 } swim_upd_kind_t;
 
 typedef struct swim_hdr {
@@ -106,6 +116,7 @@ typedef struct swim_upd {
   swim_inc_t inc;
   uint64_t from8;            /* SUSPECT, DEAD */
   uint64_t view;             /* VIEW */
+  uint32_t body;             /* RENEW */
   const uint8_t *raw;        /* the update's own bytes, to relay verbatim */
   size_t raw_len;
   const uint8_t *signed_ptr; /* ALIVE, LEFT: the bytes the signature covers */
@@ -122,6 +133,13 @@ typedef struct swim_upd {
 
 /* Read id8 from a full id. */
 uint64_t swim_id8(const uint8_t id[SWIM_ID_LEN]);
+
+/* Hash of an alive record's body: everything it signs but its kind, gen
+ * and ver. Not a security measure (the signature is): it tells a receiver
+ * whether the record it holds is the base a RENEW was cut from. */
+uint32_t swim_body_hash(const uint8_t id[SWIM_ID_LEN], const char *name,
+                        size_t name_len, const swim_addr_t *addr,
+                        const uint8_t *meta, size_t meta_len);
 
 /* ---- encoding: into a caller's buffer, never past its capacity ---- */
 
@@ -148,6 +166,9 @@ void swim_enc_left_body(msgpack_packer *pk, uint64_t id8, swim_inc_t inc,
 void swim_enc_sig(msgpack_packer *pk, const uint8_t *sig);
 void swim_enc_accuse(msgpack_packer *pk, uint8_t kind, uint64_t id8,
                      swim_inc_t inc, uint64_t from8);
+/* [7, id8, gen, ver, body, sig]: see RENEW above. */
+void swim_enc_renew(msgpack_packer *pk, uint64_t id8, swim_inc_t inc,
+                    uint32_t body, const uint8_t *sig);
 void swim_enc_digest(msgpack_packer *pk, uint64_t id8, uint8_t status,
                      swim_inc_t inc);
 void swim_enc_view(msgpack_packer *pk, uint64_t hash);

@@ -86,6 +86,8 @@ swim__rec_t *swim__rec_get(swim_rec_cache_t *c, const swim_upd_t *u) {
   r->cache = c;
   r->refs = 1;
   r->hash = h;
+  r->body = swim_body_hash(u->id, u->name, u->name_len, &u->addr, u->meta,
+                           u->meta_len);
   memcpy(r->id, u->id, SWIM_ID_LEN);
   r->addr = u->addr;
   r->inc = u->inc;

@@ -14,6 +14,7 @@ typedef struct swim__rec {
   swim_rec_cache_t *cache;
   uint32_t refs;
   uint32_t hash;
+  uint32_t body; /* swim_body_hash(): what a RENEW of it is checked against */
   uint8_t id[SWIM_ID_LEN];
   swim_addr_t addr;
   swim_inc_t inc;

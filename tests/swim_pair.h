@@ -71,6 +71,9 @@ typedef struct tp_net {
   size_t max_dgram, max_stream;
   size_t oversize_dgrams; /* datagrams above SWIM_MAX_PAYLOAD */
   size_t verify_bad_args;  /* verify() called with name/meta outside msg */
+  /* with count_kinds set, datagram updates sent, by kind (SWIM_UPD_*) */
+  int count_kinds;
+  size_t kinds[8];
   /* an optional hook run from inside every event callback */
   void (*on_event)(tp_node_t *node, const swim_event_t *ev);
 } tp_net_t;
@@ -145,6 +148,17 @@ static inline void tp_push(tp_net_t *net, int from, int to, int stream,
       net->max_dgram = len;
     if (len > SWIM_MAX_PAYLOAD)
       net->oversize_dgrams++;
+  }
+  if (net->count_kinds && !stream) {
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    size_t off = 0;
+    swim_hdr_t h;
+    swim_upd_t u;
+    if (swim_dec_hdr(buf, len, &off, &z, &h) == 0)
+      while (swim_dec_upd(buf, len, &off, &z, &u) == 1)
+        net->kinds[u.kind & 7]++;
+    msgpack_zone_destroy(&z);
   }
   if (to < 0 || net->drop[from][to] || net->n[from].isolated ||
       net->n[to].isolated) {

@@ -1057,6 +1057,140 @@ static void test_sig_left_with_new_alive(void **state) {
   }
 }
 
+/* ---- refutations gossiped as RENEWs ---- */
+
+/* Appends a RENEW of test node `who` at `inc`, cut from its alive record
+ * with metadata `meta`, signed as asked (SIG_GOOD or SIG_FLIPPED). */
+static void add_renew(msg_t *m, int who, swim_inc_t inc, const char *meta,
+                      int sig_mode) {
+  uint8_t id[SWIM_ID_LEN];
+  tp_id(id, who);
+  char name[32];
+  snprintf(name, sizeof name, "node-%d", who);
+  swim_addr_t a = tp_addr(who);
+  size_t meta_len = meta ? strlen(meta) : 0;
+  msg_t full;
+  size_t from;
+  swim_wbuf_init(&full.w, full.buf, sizeof full.buf);
+  swim_wbuf_packer(&full.w, &full.pk);
+  swim_enc_alive_body(&full.pk, id, name, &a, inc, (const uint8_t *)meta,
+                      meta_len, &from);
+  uint8_t sig[SWIM_SIG_LEN];
+  tp_toy_sig(sig, id, full.buf + from, full.w.len - from);
+  if (sig_mode == SIG_FLIPPED)
+    sig[5] ^= 0x10;
+  swim_enc_renew(&m->pk, tp_id8(who), inc,
+                 swim_body_hash(id, name, strlen(name), &a,
+                                (const uint8_t *)meta, meta_len),
+                 sig);
+}
+
+static void accuse_self(tp_net_t *net, int who, int accuser) {
+  swim_core_t *c = net->n[who].core;
+  msg_t m;
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(accuser));
+  swim_enc_accuse(&m.pk, SWIM_UPD_SUSPECT, tp_id8(who), swim_self_inc(c),
+                  tp_id8(accuser));
+  swim_addr_t from = tp_addr(accuser);
+  assert_int_equal(swim_recv(c, &from, m.buf, m.w.len, net->now), 0);
+}
+
+static void assert_holds(tp_net_t *net, int observer, int subject,
+                         swim_inc_t inc, const char *meta) {
+  uint8_t id[SWIM_ID_LEN];
+  tp_id(id, subject);
+  swim_member_t x;
+  assert_int_equal(swim_member_find(net->n[observer].core, id, &x), 0);
+  assert_int_equal(x.status, SWIM_ALIVE);
+  assert_int_equal(x.inc.gen, inc.gen);
+  assert_int_equal(x.inc.ver, inc.ver);
+  assert_int_equal(x.meta_len, strlen(meta));
+  assert_memory_equal(x.meta, meta, x.meta_len);
+}
+
+/* A refutation changes nothing but the incarnation, so gossip carries it
+ * as a RENEW; receivers rebuild the signed record from the one they hold.
+ * One that holds another body (it missed a change) asks for the whole
+ * record; forged RENEWs are refused like forged records. */
+static void test_renew(void **state) {
+  (void)state;
+  tp_net_t *net = cluster(3, 1, 0);
+  tp_run(net, 3000);
+  net->count_kinds = 1;
+
+  /* 1: a plain refutation travels as RENEWs only */
+  accuse_self(net, 1, 2);
+  swim_inc_t v1 = swim_self_inc(net->n[1].core);
+  tp_run(net, 5000);
+  assert_true(net->kinds[SWIM_UPD_RENEW] > 0);
+  assert_int_equal(net->kinds[SWIM_UPD_ALIVE], 0);
+  for (int i = 0; i < 3; i += 2) {
+    assert_holds(net, i, 1, v1, "");
+    const swim_stats_t *st = swim_stats(net->n[i].core);
+    assert_int_equal(drops_total(st), st->dropped[SWIM_DROP_REC_STALE]);
+    assert_int_equal(net->n[i].recv_errors, 0);
+  }
+
+  /* 2: a change and a refutation in the same instant: nobody holds the
+   * body the RENEW was cut from, asks, and gets the full record */
+  memset(net->kinds, 0, sizeof net->kinds);
+  assert_int_equal(swim_set_meta(net->n[1].core, (const uint8_t *)"svc=db", 6,
+                                 net->now), 0);
+  accuse_self(net, 1, 2);
+  swim_inc_t v2 = swim_self_inc(net->n[1].core);
+  assert_true(v2.ver >= v1.ver + 2);
+  tp_run(net, 5000);
+  for (int i = 0; i < 3; i += 2) {
+    assert_holds(net, i, 1, v2, "svc=db");
+    assert_true(swim_stats(net->n[i].core)->dropped[SWIM_DROP_REC_UNMATCHED] >
+                0);
+    assert_int_equal(swim_stats(net->n[i].core)->dropped[SWIM_DROP_BADSIG], 0);
+  }
+  assert_true(net->kinds[SWIM_UPD_RENEW] > 0);
+  assert_true(net->kinds[SWIM_UPD_DIGEST] > 0); /* the asks */
+  assert_true(net->kinds[SWIM_UPD_ALIVE] > 0);  /* the answers */
+
+  /* 3: hand-made RENEWs at node 0 */
+  swim_core_t *a = net->n[0].core;
+  const swim_stats_t *st = swim_stats(a);
+  swim_addr_t from = tp_addr(2);
+  swim_inc_t v3 = {v2.gen, v2.ver + 1};
+  snap_t s0, s1;
+  take_snap(net, 0, &s0);
+  uint64_t bad0 = st->dropped[SWIM_DROP_BADSIG];
+  uint64_t um0 = st->dropped[SWIM_DROP_REC_UNMATCHED];
+  msg_t m;
+  /* forged: the signature is not node 1's */
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(2));
+  add_renew(&m, 1, v3, "svc=db", SIG_FLIPPED);
+  assert_int_equal(swim_recv(a, &from, m.buf, m.w.len, net->now),
+                   SWIM_EBADSIG);
+  assert_int_equal(st->dropped[SWIM_DROP_BADSIG], bad0 + 1);
+  /* cut from a body node 0 does not hold */
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(2));
+  add_renew(&m, 1, v3, "svc=web", SIG_GOOD);
+  assert_int_equal(swim_recv(a, &from, m.buf, m.w.len, net->now), 0);
+  assert_int_equal(st->dropped[SWIM_DROP_REC_UNMATCHED], um0 + 1);
+  /* about a member node 0 never met */
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(2));
+  add_renew(&m, 9, (swim_inc_t){1, 4}, "", SIG_GOOD);
+  assert_int_equal(swim_recv(a, &from, m.buf, m.w.len, net->now), 0);
+  assert_int_equal(st->dropped[SWIM_DROP_REC_UNMATCHED], um0 + 2);
+  take_snap(net, 0, &s1);
+  assert_snap_equal(&s0, &s1);
+  /* and the genuine one is taken */
+  msg_begin(&m, SWIM_MSG_GOSSIP, tp_id8(2));
+  add_renew(&m, 1, v3, "svc=db", SIG_GOOD);
+  assert_int_equal(swim_recv(a, &from, m.buf, m.w.len, net->now), 0);
+  assert_holds(net, 0, 1, v3, "svc=db");
+  assert_int_equal(st->dropped[SWIM_DROP_BADSIG], bad0 + 1);
+  /* node 1 itself never signed v3: it takes it as an old life's record and
+   * refutes past it once the record reaches it */
+  tp_run(net, 5000);
+  swim_inc_t v4 = swim_self_inc(net->n[1].core);
+  assert_true(v4.ver > v3.ver);
+}
+
 /* ---- re-entry from event callbacks ---- */
 
 typedef struct reenter {
@@ -1295,6 +1429,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_malformed_no_change, teardown),
       cmocka_unit_test_teardown(test_signatures, teardown),
       cmocka_unit_test_teardown(test_sig_left_with_new_alive, teardown),
+      cmocka_unit_test_teardown(test_renew, teardown),
       cmocka_unit_test_teardown(test_no_reentry, teardown),
       cmocka_unit_test_teardown(test_datagram_size, teardown),
       cmocka_unit_test_teardown(test_memory, teardown),

@@ -552,6 +552,83 @@ static void test_upd_other_roundtrip(void **state) {
   free(c);
 }
 
+/* RENEW: the round trip, every wrong type and shape, and a body hash that
+ * changes with every part of the body but not with the incarnation. */
+static void test_upd_renew(void **state) {
+  (void)state;
+  uint8_t sig[SWIM_SIG_LEN];
+  fill_sig(sig, 9);
+  msg_t m;
+  msg_init(&m);
+  swim_enc_renew(&m.pk, 0x5152535455565758ull, (swim_inc_t){1700000000u, 42},
+                 0xdeadbeefu, sig);
+  size_t mid = m.w.len;
+  swim_enc_renew(&m.pk, 1, (swim_inc_t){0, UINT32_MAX}, 0, NULL);
+  assert_false(m.w.overflow);
+  uint8_t *c = exact(m.buf, m.w.len);
+  msgpack_zone z;
+  assert_true(msgpack_zone_init(&z, 1024));
+  size_t off = 0;
+  swim_upd_t u;
+  assert_int_equal(swim_dec_upd(c, m.w.len, &off, &z, &u), 1);
+  assert_int_equal(off, mid);
+  assert_int_equal(u.kind, SWIM_UPD_RENEW);
+  assert_true(u.id8 == 0x5152535455565758ull);
+  assert_int_equal(u.inc.gen, 1700000000u);
+  assert_int_equal(u.inc.ver, 42);
+  assert_int_equal(u.body, 0xdeadbeefu);
+  assert_non_null(u.sig);
+  assert_memory_equal(u.sig, sig, SWIM_SIG_LEN);
+  assert_null(u.id);
+  assert_null(u.signed_ptr); /* the receiver rebuilds what was signed */
+  /* 1 + 1 + 9 + 5 + 1 + 5 + 66: a third of a full record's bytes go */
+  assert_int_equal(mid, 88);
+  assert_int_equal(swim_dec_upd(c, m.w.len, &off, &z, &u), 1);
+  assert_null(u.sig);
+  assert_int_equal(u.inc.ver, UINT32_MAX);
+  assert_int_equal(swim_dec_upd(c, m.w.len, &off, &z, &u), 0);
+  msgpack_zone_destroy(&z);
+  free(c);
+
+  fld_t renew[6] = {FU(7), FU(9), FU(1), FU(2), FU(3), FBIN(sig, 64)};
+  unsigned renew_ok[6] = {K(F_U), K(F_U), K(F_U),
+                          K(F_U), K(F_U), K(F_BIN) | K(F_NIL)};
+  check_wrong_types(renew, 6, renew_ok, 0);
+  struct {
+    fld_t f[8];
+    size_t n;
+    int rc;
+  } cases[] = {
+      {{FU(7), FU(9), FU(1), FU(2), FU(UINT32_MAX), FNIL}, 6, 1},
+      {{FU(7), FU(9), FU(1), FU(2), FU(1ull << 32), FNIL}, 6, SWIM_EMALFORMED},
+      {{FU(7), FU(9), FU(1ull << 32), FU(2), FU(3), FNIL}, 6, SWIM_EMALFORMED},
+      {{FU(7), FU(9), FU(1), FU(2), FU(3), FBIN(sig, 63)}, 6, SWIM_EMALFORMED},
+      {{FU(7), FU(9), FU(1), FU(2), FU(3)}, 5, SWIM_EMALFORMED},
+      {{FU(7), FU(9), FU(1), FU(2), FU(3), FNIL, FNIL}, 7, SWIM_EMALFORMED},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    msg_init(&m);
+    pack_arr(&m.pk, cases[i].f, cases[i].n);
+    assert_int_equal(dec_upd_exact(m.buf, m.w.len), cases[i].rc);
+  }
+
+  uint8_t id[SWIM_ID_LEN];
+  fill_id(id, 4);
+  swim_addr_t a = {.family = 4, .ip = {10, 0, 0, 1}, .port = 7946};
+  uint32_t h = swim_body_hash(id, "web-1", 5, &a, (const uint8_t *)"s=1", 3);
+  assert_true(h == swim_body_hash(id, "web-1", 5, &a, (const uint8_t *)"s=1", 3));
+  assert_true(h != swim_body_hash(id, "web-1", 5, &a, (const uint8_t *)"s=2", 3));
+  assert_true(h != swim_body_hash(id, "web-2", 5, &a, (const uint8_t *)"s=1", 3));
+  assert_true(h != swim_body_hash(id, "web-1s", 6, &a, (const uint8_t *)"=1", 2));
+  swim_addr_t a2 = a;
+  a2.port++;
+  assert_true(h != swim_body_hash(id, "web-1", 5, &a2, (const uint8_t *)"s=1", 3));
+  uint8_t id2[SWIM_ID_LEN];
+  memcpy(id2, id, sizeof id2);
+  id2[31] ^= 1;
+  assert_true(h != swim_body_hash(id2, "web-1", 5, &a, (const uint8_t *)"s=1", 3));
+}
+
 /* The field builder writes exactly what the encoder writes, so the crafted
  * variants below differ from a real record only where they mean to. */
 static void test_builder_matches_encoder(void **state) {
@@ -1159,6 +1236,7 @@ int main(void) {
       cmocka_unit_test(test_hdr_roundtrip),
       cmocka_unit_test(test_upd_alive_roundtrip),
       cmocka_unit_test(test_upd_other_roundtrip),
+      cmocka_unit_test(test_upd_renew),
       cmocka_unit_test(test_builder_matches_encoder),
       cmocka_unit_test(test_truncated_prefixes),
       cmocka_unit_test(test_hdr_rejects),

@@ -320,6 +320,25 @@ static void gen_recv(void) {
           (swim_inc_t){1, (uint32_t)i}, "0123456789abcdef0123456789", 0);
   }
   emit(o, d, "ping_many_alive");
+  {
+    /* RENEWs about the cores' member m1 ("m1", 10.0.0.2, "k=v"): one cut
+     * from the body they hold (rebuilt, then verified), one from another
+     * (asked for), one about a member they never met */
+    uint8_t id[SWIM_ID_LEN], sig[SWIM_SIG_LEN];
+    memset(id, FZ_M1_BYTE, sizeof id);
+    memset(sig, 0, sizeof sig);
+    swim_addr_t a = addr(2, 0);
+    uint32_t body = swim_body_hash(id, "m1", 2, &a, (const uint8_t *)"k=v", 3);
+    begin(o, SWIM_MSG_GOSSIP, id8_of(FZ_M2_BYTE), 0, 0, 0);
+    swim_enc_renew(&o->pk, id8_of(FZ_M1_BYTE), (swim_inc_t){1, 5}, body, sig);
+    emit(o, d, "gossip_renew");
+    begin(o, SWIM_MSG_GOSSIP, id8_of(FZ_M2_BYTE), 0, 0, 0);
+    swim_enc_renew(&o->pk, id8_of(FZ_M1_BYTE), (swim_inc_t){1, 6}, body ^ 1,
+                   sig);
+    swim_enc_renew(&o->pk, id8_of(FZ_NEW_BYTE), (swim_inc_t){2, 1}, body,
+                   NULL);
+    emit(o, d, "gossip_renew_unmatched");
+  }
   free(o);
 }
 
