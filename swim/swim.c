@@ -26,6 +26,10 @@
 #define BQ_LEVELS 32      /* retransmit limit is capped below this */
 #define SUSP_MAX_K 8      /* confirmations tracked per suspicion */
 #define MAX_EXTRAS 4      /* records a reply carries for its requester */
+/* Refutations go as RENEWs only once our view has taken no newcomer for
+ * this long: in a mass join many peers do not know the member yet, and its
+ * whole record is what introduces it to them. */
+#define RENEW_QUIET_MS 5000
 #define RECENT_SLOTS 64   /* recent changes that pings also ask about */
 #define RECENT_MS 15000
 #define SYNC_MIN_GAP_MS 2000
@@ -201,6 +205,7 @@ struct swim_core {
   int sync_want;
   swim_addr_t sync_addr;
   uint64_t last_sync, last_verdict_ping;
+  uint64_t last_added; /* a member new to us last joined our view */
   uint64_t view_hash;       /* see vh_term() */
   uint64_t view_bad_since;  /* peers' views have differed since then */
   uint64_t last_view_sync;
@@ -463,6 +468,7 @@ static uint32_t add_member(swim_core_t *c, swim__rec_t *rec) {
   memset(mm, 0, sizeof *mm);
   mm->rec = rec;
   mm->id8 = swim_id8(rec->id);
+  c->last_added = c->now;
   mm->inc = rec->inc;
   mm->status = SWIM_DEAD; /* set_status below counts the transition */
   set_status(c, mm, SWIM_ALIVE);
@@ -612,6 +618,12 @@ static void enc_member(swim_core_t *c, msgpack_packer *pk, uint32_t midx,
   }
 }
 
+/* May member midx's record go as a RENEW? See RENEW_QUIET_MS. */
+static int renew_ok(const swim_core_t *c, uint32_t midx) {
+  return (c->m[midx].flags & M_RENEWED) &&
+         (!c->last_added || c->now >= c->last_added + RENEW_QUIET_MS);
+}
+
 /* Appends one update if it fits; returns 0 when it did not. */
 static int try_append(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
                       uint32_t midx, uint8_t kind, uint64_t from8) {
@@ -639,8 +651,7 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
     done[ndone++] = buddy;
   for (uint32_t i = 0; i < c->nextras && ndone < 64; i++) {
     uint32_t x = c->extras[i];
-    uint8_t kind = !(c->extras_full & (1u << i)) &&
-                           (c->m[x].flags & M_RENEWED)
+    uint8_t kind = !(c->extras_full & (1u << i)) && renew_ok(c, x)
                        ? SWIM_UPD_RENEW
                        : SWIM_UPD_ALIVE;
     if (c->m[x].rec && try_append(c, pk, w, x, kind, 0)) {
@@ -684,8 +695,7 @@ static void piggyback(swim_core_t *c, msgpack_packer *pk, swim_wbuf_t *w,
       if (dup)
         continue; /* one record per member per message; keep it for later */
       /* a refutation goes out without what everyone holds already */
-      uint8_t kind = b.kind == SWIM_UPD_ALIVE &&
-                             (c->m[b.midx].flags & M_RENEWED)
+      uint8_t kind = b.kind == SWIM_UPD_ALIVE && renew_ok(c, b.midx)
                          ? SWIM_UPD_RENEW
                          : b.kind;
       if (!try_append(c, pk, w, b.midx, kind, b.from8)) {
