@@ -1063,26 +1063,23 @@ static void test_sig_left_with_new_alive(void **state) {
  * with metadata `meta`, signed as asked (SIG_GOOD or SIG_FLIPPED). */
 static void add_renew(msg_t *m, int who, swim_inc_t inc, const char *meta,
                       int sig_mode) {
-  uint8_t id[SWIM_ID_LEN];
-  tp_id(id, who);
-  char name[32];
-  snprintf(name, sizeof name, "node-%d", who);
-  swim_addr_t a = tp_addr(who);
-  size_t meta_len = meta ? strlen(meta) : 0;
   msg_t full;
-  size_t from;
-  swim_wbuf_init(&full.w, full.buf, sizeof full.buf);
-  swim_wbuf_packer(&full.w, &full.pk);
-  swim_enc_alive_body(&full.pk, id, name, &a, inc, (const uint8_t *)meta,
-                      meta_len, &from);
+  msg_begin(&full, SWIM_MSG_GOSSIP, 0);
+  size_t off = full.w.len;
+  add_alive(&full, who, inc, meta, SIG_GOOD);
+  msgpack_zone z;
+  assert_true(msgpack_zone_init(&z, 1024));
+  swim_upd_t u;
+  assert_int_equal(swim_dec_upd(full.buf, full.w.len, &off, &z, &u), 1);
   uint8_t sig[SWIM_SIG_LEN];
-  tp_toy_sig(sig, id, full.buf + from, full.w.len - from);
+  memcpy(sig, u.sig, sizeof sig);
   if (sig_mode == SIG_FLIPPED)
     sig[5] ^= 0x10;
   swim_enc_renew(&m->pk, tp_id8(who), inc,
-                 swim_body_hash(id, name, strlen(name), &a,
-                                (const uint8_t *)meta, meta_len),
+                 swim_body_hash(u.id, u.name, u.name_len, &u.addr, u.meta,
+                                u.meta_len),
                  sig);
+  msgpack_zone_destroy(&z);
 }
 
 static void accuse_self(tp_net_t *net, int who, int accuser) {
