@@ -84,6 +84,9 @@ static void upd_roundtrip(const swim_upd_t *u, msgpack_zone *z) {
   case SWIM_UPD_CRED:
     swim_enc_cred(&pk, u->id, u->meta, u->meta_len);
     break;
+  case SWIM_UPD_RENEW:
+    swim_enc_renew(&pk, u->id8, u->inc, u->body, u->sig);
+    break;
   default:
     CHECK(0);
   }
@@ -95,7 +98,7 @@ static void upd_roundtrip(const swim_upd_t *u, msgpack_zone *z) {
   CHECK(off == w.len);
   CHECK(o.kind == u->kind && o.id8 == u->id8 && o.inc.gen == u->inc.gen &&
         o.inc.ver == u->inc.ver && o.from8 == u->from8 &&
-        o.status == u->status && o.view == u->view);
+        o.status == u->status && o.view == u->view && o.body == u->body);
   CHECK((o.sig == NULL) == (u->sig == NULL));
   if (u->sig)
     CHECK(memcmp(o.sig, u->sig, SWIM_SIG_LEN) == 0);
@@ -150,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       CHECK(rc == 1);
       CHECK(off > start && off <= size);
       CHECK(u.raw == buf + start && u.raw_len == off - start);
-      CHECK(u.kind <= SWIM_UPD_CRED);
+      CHECK(u.kind <= SWIM_UPD_RENEW);
       if (u.kind == SWIM_UPD_ALIVE) {
         CHECK(in(u.id, SWIM_ID_LEN, u.raw, u.raw_len));
         CHECK(u.id8 == swim_id8(u.id));
@@ -163,6 +166,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       if (u.kind == SWIM_UPD_ALIVE || u.kind == SWIM_UPD_LEFT) {
         CHECK(in(u.signed_ptr, u.signed_len, u.raw, u.raw_len));
+        CHECK(u.sig == NULL || in(u.sig, SWIM_SIG_LEN, u.raw, u.raw_len));
+      } else if (u.kind == SWIM_UPD_RENEW) {
+        /* the signed bytes are rebuilt by the receiver, not in the input */
+        CHECK(u.signed_ptr == NULL);
         CHECK(u.sig == NULL || in(u.sig, SWIM_SIG_LEN, u.raw, u.raw_len));
       } else {
         CHECK(u.signed_ptr == NULL && u.sig == NULL);

@@ -203,6 +203,14 @@ static void gen_msg(void) {
   swim_enc_accuse(&o->pk, SWIM_UPD_DEAD, id8_of(0xd4), i1, a8);
   swim_enc_digest(&o->pk, a8, SWIM_ALIVE, i1);
   emit(o, d, "ping_piggyback");
+  {
+    uint8_t sig[SWIM_SIG_LEN];
+    memset(sig, 0x5a, sizeof sig);
+    begin(o, SWIM_MSG_GOSSIP, a8, 0, 0, 0);
+    swim_enc_renew(&o->pk, b8, i2, 0x01020304u, sig);
+    swim_enc_renew(&o->pk, a8, i1, 0, NULL);
+    emit(o, d, "gossip_renew");
+  }
   /* near misses: the fuzzer learns the edges from these */
   {
     swim_wbuf_init(&o->w, o->buf, sizeof o->buf);
