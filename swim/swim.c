@@ -938,7 +938,6 @@ static int self_record(swim_core_t *c, swim_inc_t inc, swim__rec_t **out) {
   return *out ? 0 : SWIM_ENOMEM;
 }
 
-/* New incarnation for this node: refutes, metadata changes, address moves. */
 /* Gives member `mm` record `r` (taking over its reference), remembering
  * whether only the incarnation changed: then peers that held the old one
  * can rebuild the new one from a RENEW. */
@@ -953,6 +952,7 @@ static void rec_replace(member_t *mm, swim__rec_t *r) {
   mm->rec = r;
 }
 
+/* New incarnation for this node: refutes, metadata changes, address moves. */
 static int self_bump(swim_core_t *c, swim_inc_t above) {
   member_t *me = &c->m[0];
   swim_inc_t inc = me->inc;
@@ -1258,6 +1258,16 @@ static void add_extra(swim_core_t *c, uint32_t midx, int full) {
     c->extras_full |= (uint8_t)(1u << i);
 }
 
+/* Our reply will carry our (older) digest of member midx: the peer knows it
+ * better, and answers with the record. */
+static void add_ask(swim_core_t *c, uint32_t midx) {
+  for (uint32_t i = 0; i < c->nasks; i++)
+    if (c->asks[i] == midx)
+      return;
+  if (c->nasks < MAX_EXTRAS)
+    c->asks[c->nasks++] = midx;
+}
+
 static void apply_alive(swim_core_t *c, const swim_upd_t *u) {
   uint32_t idx = find8(c, u->id8);
   if (idx == 0) {
@@ -1551,11 +1561,8 @@ static void apply_digest(swim_core_t *c, const swim_upd_t *u,
   } else if (state_newer(u->inc, u->status, mm->inc, mm->status)) {
     if (idx == 0) {
       refute_claim(c, u->inc);
-    } else if (c->nasks < MAX_EXTRAS) {
-      for (uint32_t i = 0; i < c->nasks; i++)
-        if (c->asks[i] == idx)
-          return;
-      c->asks[c->nasks++] = idx; /* our reply asks for the newer record */
+    } else {
+      add_ask(c, idx);
     }
   }
 }
@@ -1588,6 +1595,12 @@ static void apply_view(swim_core_t *c, const swim_upd_t *u,
   send_state(c, from, 0);
 }
 
+/* Is a record of member mm at `inc` newer than both its state and the
+ * record we hold? Anything else apply_alive ignores. */
+static int rec_is_news(const member_t *mm, swim_inc_t inc) {
+  return inc_cmp(inc, mm->inc) > 0 || inc_cmp(inc, mm->rec->inc) > 0;
+}
+
 /* A RENEW is the member's new ALIVE without the id, name, addr and meta,
  * which a receiver holding the member's record with the same body hash
  * puts back: the rebuilt record has the bytes the member signed, and is
@@ -1603,7 +1616,7 @@ static int renew_expand(swim_core_t *c, swim_upd_t *u) {
   }
   const member_t *mm = &c->m[idx];
   const swim__rec_t *r = mm->rec;
-  if (inc_cmp(u->inc, mm->inc) <= 0 && inc_cmp(u->inc, r->inc) <= 0) {
+  if (!rec_is_news(mm, u->inc)) {
     if (inc_cmp(u->inc, mm->inc) < 0 && inc_cmp(u->inc, r->inc) < 0)
       c->st.dropped[SWIM_DROP_REC_STALE]++;
     return 0;
@@ -1642,12 +1655,8 @@ static void renew_unmatched(swim_core_t *c, const swim_upd_t *u,
     want_sync(c, from); /* a member we never met: the sender knows more */
     return;
   }
-  if (idx == 0 || c->nasks >= MAX_EXTRAS)
-    return;
-  for (uint32_t i = 0; i < c->nasks; i++)
-    if (c->asks[i] == idx)
-      return;
-  c->asks[c->nasks++] = idx; /* our digest, older: the reply has the record */
+  if (idx != 0)
+    add_ask(c, idx);
 }
 
 static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
@@ -1664,8 +1673,7 @@ static int verify_upd(swim_core_t *c, const swim_upd_t *u) {
       return 0; /* nothing newer about us: ignored */
     /* a newer record of ours is believed (refuted above) only when it
      * carries our own signature: an old life of ours */
-    if (idx != NONE && inc_cmp(u->inc, c->m[idx].inc) <= 0 &&
-        inc_cmp(u->inc, c->m[idx].rec->inc) <= 0)
+    if (idx != NONE && !rec_is_news(&c->m[idx], u->inc))
       return 0; /* no newer than what we hold: apply_alive ignores it, so
                    a signature check would be wasted work */
     id = u->id;

@@ -17,7 +17,7 @@ uint64_t swim_id8(const uint8_t id[SWIM_ID_LEN]) {
   return v;
 }
 
-static uint32_t fnv(uint32_t h, const void *p, size_t n) {
+uint32_t swim__fnv1a(uint32_t h, const void *p, size_t n) {
   const uint8_t *b = p;
   for (size_t i = 0; i < n; i++)
     h = (h ^ b[i]) * 16777619u;
@@ -36,12 +36,12 @@ uint32_t swim_body_hash(const uint8_t id[SWIM_ID_LEN], const char *name,
   a[an + 2] = (uint8_t)addr->port;
   uint8_t l[4] = {(uint8_t)(name_len >> 8), (uint8_t)name_len,
                   (uint8_t)(meta_len >> 8), (uint8_t)meta_len};
-  uint32_t h = fnv(2166136261u, id, SWIM_ID_LEN);
-  h = fnv(h, l, 2);
-  h = fnv(h, name, name_len);
-  h = fnv(h, a, an + 3);
-  h = fnv(h, l + 2, 2);
-  return fnv(h, meta, meta_len);
+  uint32_t h = swim__fnv1a(SWIM_FNV_SEED, id, SWIM_ID_LEN);
+  h = swim__fnv1a(h, l, 2);
+  h = swim__fnv1a(h, name, name_len);
+  h = swim__fnv1a(h, a, an + 3);
+  h = swim__fnv1a(h, l + 2, 2);
+  return swim__fnv1a(h, meta, meta_len);
 }
 
 /* ---- write buffer ---- */

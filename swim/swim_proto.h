@@ -134,6 +134,11 @@ typedef struct swim_upd {
 /* Read id8 from a full id. */
 uint64_t swim_id8(const uint8_t id[SWIM_ID_LEN]);
 
+/* FNV-1a over n bytes, continuing from h (SWIM_FNV_SEED to start). Internal
+ * to swim/: record interning and body hashes. */
+#define SWIM_FNV_SEED 2166136261u
+uint32_t swim__fnv1a(uint32_t h, const void *p, size_t n);
+
 /* Hash of an alive record's body: everything it signs but its kind, gen
  * and ver. Not a security measure (the signature is): it tells a receiver
  * whether the record it holds is the base a RENEW was cut from. */

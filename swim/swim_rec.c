@@ -15,13 +15,6 @@ struct swim_rec_cache {
   size_t count;
 };
 
-static uint32_t hash_bytes(const uint8_t *p, size_t n) {
-  uint32_t h = 2166136261u; /* FNV-1a: records are short, this is enough */
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 16777619u;
-  return h;
-}
-
 swim_rec_cache_t *swim_rec_cache_new(void) {
   swim_rec_cache_t *c = calloc(1, sizeof *c);
   if (!c)
@@ -70,7 +63,8 @@ static void cache_grow(swim_rec_cache_t *c) {
 }
 
 swim__rec_t *swim__rec_get(swim_rec_cache_t *c, const swim_upd_t *u) {
-  uint32_t h = hash_bytes(u->raw, u->raw_len);
+  /* FNV-1a: records are short, this is enough */
+  uint32_t h = swim__fnv1a(SWIM_FNV_SEED, u->raw, u->raw_len);
   if (c) {
     for (swim__rec_t *r = c->slots[h & (c->nslots - 1)]; r; r = r->next) {
       if (r->hash == h && r->raw_len == u->raw_len &&
